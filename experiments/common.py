@@ -1,0 +1,53 @@
+"""Shared pieces of the experiment modules: the evaluation config, results files and plots."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+
+from metajax.config import Config, option
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig(Config):
+    test_tasks: int = option(40, low=2, help="held-out test tasks")
+    eval_rollouts: int = option(20, low=1, help="rollouts per adaptation step")
+    adaptation_steps: int = option(3, low=0, high=10, help="report returns after 0..K steps")
+    eval_seed: int = option(12345, low=0, help="PRNG seed of the evaluation rollouts")
+
+
+def write_table(out_dir: str, name: str, rows: list[dict]) -> tuple[str, str]:
+    """Write ``rows`` as ``<name>.json`` and ``<name>.csv``; returns both paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    json_path, csv_path = (os.path.join(out_dir, f"{name}.{ext}") for ext in ("json", "csv"))
+    with open(json_path, "w") as f:
+        json.dump(rows, f, indent=2)
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return json_path, csv_path
+
+
+def plot_adaptation(path: str, curves: dict, title: str, horizontal: dict | None = None) -> None:
+    """Return vs adaptation steps; ``curves[label] = (means, stderrs)``, ``horizontal[label] = y``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, (means, errs) in curves.items():
+        steps = list(range(len(means)))
+        style = "--" if "paper" in label else "-"
+        ax.errorbar(steps, means, yerr=errs, label=label, linestyle=style, marker="o", capsize=3)
+    for label, y in (horizontal or {}).items():
+        ax.axhline(y, linestyle=":", color="gray" if "paper" in label else "black", label=label)
+    ax.set_xlabel("adaptation steps")
+    ax.set_ylabel("average return")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,110 @@
+"""MAML on 2-D navigation (``point-nav-v1``): reproduce Finn et al. (2017), Figure 5.
+
+  python -m experiments.maml_navigation                 # the paper's recipe, ~minutes on 2 CPU cores
+  python -m experiments.maml_navigation --iterations 3 --meta-batch-size 4 --out-dir /tmp/smoke
+  python -m experiments.maml_navigation --resume        # continue an interrupted run
+
+Writes ``<out_dir>/results.{json,csv}``, ``<out_dir>/adaptation.png`` and the training metrics.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import jax
+
+import metajax
+from experiments.common import EvalConfig, plot_adaptation, write_table
+from metajax.config import parse_configs
+from metajax.evaluation import evaluate, evaluate_oracle
+from metajax.learners.maml import MAMLConfig, make_maml
+from metajax.training import TrainConfig, train
+
+ENV_NAME = "point-nav-v1"
+# Finn et al. 2017, Fig. 5 (mean +- s.e.m. over 40 test tasks); see shared/benchmarks.md.
+PAPER_MAML = [(-40.4, 2.0), (-11.7, 1.1), (-3.3, 0.3), (-3.2, 0.3)]
+PAPER_RANDOM_INIT = [(-82.7, 1.1), (-58.0, 0.9), (-53.8, 0.8), (-46.8, 0.7)]
+PAPER_ORACLE = -2.3
+TARGETS = {1: -12.8, 2: -3.6}  # issue #2's acceptance thresholds on the 40 test tasks
+
+
+def run(maml_cfg: MAMLConfig, train_cfg: TrainConfig, eval_cfg: EvalConfig, resume=False) -> dict:
+    env, task_dist = metajax.make(ENV_NAME)
+    learner = make_maml(env, task_dist, maml_cfg)
+    run_config = {"env": ENV_NAME, "maml": maml_cfg.to_dict(), "train": train_cfg.to_dict()}
+    start = time.perf_counter()
+    state, history = train(learner, train_cfg, run_config, resume=resume)
+    train_seconds = time.perf_counter() - start
+
+    tasks = task_dist.test_tasks(eval_cfg.test_tasks)
+    eval_key, random_key, init_key, oracle_key = jax.random.split(jax.random.key(eval_cfg.eval_seed), 4)
+    run_eval = jax.jit(
+        lambda params, key: evaluate(
+            learner, env, params, tasks, key, eval_cfg.adaptation_steps, eval_cfg.eval_rollouts
+        )
+    )
+    maml = run_eval(state.params, eval_key)
+    random_init = run_eval(learner.init(init_key).params, random_key)
+    oracle = evaluate_oracle(env, tasks, oracle_key, rollouts_per_step=eval_cfg.eval_rollouts)
+
+    rows = []
+    for k in range(eval_cfg.adaptation_steps + 1):
+        paper = PAPER_MAML[k] if k < len(PAPER_MAML) else (None, None)
+        paper_random = PAPER_RANDOM_INIT[k] if k < len(PAPER_RANDOM_INIT) else (None, None)
+        rows.append({
+            "adaptation_steps": k,
+            "maml_mean": float(maml.mean[k]), "maml_stderr": float(maml.stderr[k]),
+            "random_init_mean": float(random_init.mean[k]),
+            "random_init_stderr": float(random_init.stderr[k]),
+            "oracle_mean": float(oracle.mean[0]), "oracle_stderr": float(oracle.stderr[0]),
+            "paper_maml": paper[0], "paper_maml_stderr": paper[1], "paper_random_init": paper_random[0],
+            "target": TARGETS.get(k),
+        })
+    out = train_cfg.out_dir
+    write_table(out, "results", rows)
+    plot_adaptation(
+        os.path.join(out, "adaptation.png"),
+        {
+            "MAML (metajax)": (maml.mean, maml.stderr),
+            "random init (metajax)": (random_init.mean, random_init.stderr),
+            "MAML (paper)": tuple(zip(*PAPER_MAML[: eval_cfg.adaptation_steps + 1])),
+            "random init (paper)": tuple(zip(*PAPER_RANDOM_INIT[: eval_cfg.adaptation_steps + 1])),
+        },
+        f"{ENV_NAME}: {eval_cfg.test_tasks} test tasks, {eval_cfg.eval_rollouts} rollouts/step",
+        {"oracle (goal-seeking controller)": float(oracle.mean[0]), "oracle (paper)": PAPER_ORACLE},
+    )
+    summary = {
+        "rows": rows,
+        "iterations": int(state.step),
+        "train_seconds": train_seconds,
+        "device": str(jax.devices()[0].device_kind),
+        "passed_targets": {str(k): rows[k]["maml_mean"] >= t for k, t in TARGETS.items()
+                           if k <= eval_cfg.adaptation_steps},
+    }
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def main(argv=None):
+    (maml_cfg, train_cfg, eval_cfg), args = parse_configs(
+        [MAMLConfig(), TrainConfig(out_dir="runs/maml_navigation"), EvalConfig()],
+        argv,
+        description=__doc__,
+        extra=lambda p: p.add_argument("--resume", action="store_true", help="continue from the last checkpoint"),
+    )
+    summary = run(maml_cfg, train_cfg, eval_cfg, resume=args.resume)
+    print(f"\n{ENV_NAME} after {summary['iterations']} meta-iterations "
+          f"({summary['train_seconds']:.0f} s training on {summary['device']}):")
+    print(f"{'steps':>5} {'MAML':>16} {'random init':>16} {'oracle':>14} {'paper MAML':>12}")
+    for r in summary["rows"]:
+        paper = "" if r["paper_maml"] is None else f"{r['paper_maml']:.1f}"
+        print(f"{r['adaptation_steps']:>5} {r['maml_mean']:>9.2f} ± {r['maml_stderr']:<4.2f} "
+              f"{r['random_init_mean']:>9.2f} ± {r['random_init_stderr']:<4.2f} "
+              f"{r['oracle_mean']:>7.2f} ± {r['oracle_stderr']:<4.2f} {paper:>12}")
+    print("targets met:", summary["passed_targets"])
+
+
+if __name__ == "__main__":
+    main()

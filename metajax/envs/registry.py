@@ -1,0 +1,25 @@
+"""``make("name-vN") -> (env, task_distribution)``; the one place names map to task families."""
+from __future__ import annotations
+
+from metajax.envs.point_nav import make_point_nav
+from metajax.envs.point_robot_sparse import make_point_robot_sparse
+
+_REGISTRY = {
+    "point-nav-v1": make_point_nav,
+    "point-robot-sparse-v1": make_point_robot_sparse,
+}
+
+
+def registered_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def make(name: str):
+    """Return ``(env, task_distribution)`` for a registered, versioned task family.
+
+    Raises:
+      ValueError: naming the valid names when ``name`` is unknown.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown env {name!r}; valid names: {', '.join(registered_names())}")
+    return _REGISTRY[name]()

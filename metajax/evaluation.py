@@ -1,0 +1,90 @@
+"""The one meta-test protocol used by every learner.
+
+Gradient-based learners: on each held-out test task, roll out ``rollouts_per_step`` episodes with
+the current policy, record their mean return, take one adaptation step on exactly those episodes,
+and repeat; this gives returns after 0..K adaptation steps. Results are the mean and standard
+error over tasks. The same protocol from a fresh (not meta-trained) initialisation gives the
+random-init row, and ``evaluate_oracle`` gives the row of a policy that is told the task.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from metajax.rollout import episode_returns, policy_act, rollout
+from metajax.types import MetaLearner
+
+NUM_TEST_TASKS = 40
+ROLLOUTS_PER_STEP = 20
+
+
+class EvalResult(NamedTuple):
+    """``per_task [N, K+1]`` mean episode return per task after 0..K steps; ``mean``/``stderr [K+1]``."""
+
+    per_task: jax.Array
+    mean: jax.Array
+    stderr: jax.Array
+
+    def rows(self) -> list[dict]:
+        return [
+            {"adaptation_steps": k, "mean": float(m), "stderr": float(s)}
+            for k, (m, s) in enumerate(zip(self.mean, self.stderr))
+        ]
+
+
+def summarize(per_task: jax.Array) -> EvalResult:
+    """Mean and standard error over the task axis 0 of ``[N, ...]``."""
+    n = per_task.shape[0]
+    stderr = jnp.std(per_task, axis=0, ddof=1) / jnp.sqrt(n) if n > 1 else jnp.zeros_like(per_task[0])
+    return EvalResult(per_task, jnp.mean(per_task, axis=0), stderr)
+
+
+def evaluate(
+    learner: MetaLearner,
+    env,
+    params,
+    tasks,
+    key,
+    adaptation_steps: int = 3,
+    rollouts_per_step: int = ROLLOUTS_PER_STEP,
+) -> EvalResult:
+    """Returns after ``0..adaptation_steps`` inner updates on each task of ``tasks [N, ...]``."""
+    if learner.adapt_step is None:
+        raise ValueError("evaluate needs a gradient-based learner with adapt_step")
+
+    def per_task(task, task_key):
+        adapted = learner.start_adaptation(params)
+        returns = []
+        for step_key in jax.random.split(task_key, adaptation_steps + 1):
+            act = policy_act(lambda p, obs: learner.make_policy(params, p)(obs), adapted)
+            batch = rollout(env, act, task, step_key, rollouts_per_step)
+            returns.append(jnp.mean(episode_returns(batch)))
+            if len(returns) <= adaptation_steps:
+                adapted = learner.adapt_step(params, adapted, batch)
+        return jnp.stack(returns)
+
+    num_tasks = jax.tree.leaves(tasks)[0].shape[0]
+    return summarize(jax.vmap(per_task)(tasks, jax.random.split(key, num_tasks)))
+
+
+def evaluate_oracle(
+    env, tasks, key, oracle: Callable | None = None, rollouts_per_step: int = ROLLOUTS_PER_STEP
+) -> EvalResult:
+    """Return of a policy given the task: ``oracle(obs [B, O], task) -> action [B, A]``.
+
+    Defaults to the env's ``oracle_action`` (e.g. the goal-seeking controller on navigation).
+    """
+    oracle = env.oracle_action if oracle is None else oracle
+
+    def per_task(task, task_key):
+        def act(_, obs):
+            action = jax.vmap(oracle, in_axes=(0, None))(obs, task)
+            return action, jnp.zeros(obs.shape[:1])
+
+        batch = rollout(env, act, task, task_key, rollouts_per_step)
+        return jnp.mean(episode_returns(batch))[None]
+
+    num_tasks = jax.tree.leaves(tasks)[0].shape[0]
+    return summarize(jax.vmap(per_task)(tasks, jax.random.split(key, num_tasks)))

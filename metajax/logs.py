@@ -1,0 +1,61 @@
+"""Host-side metric logs: CSV and JSONL always, one row per meta-iteration."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+
+class MetricsLog:
+    """Appends rows to ``<dir>/metrics.csv`` and ``<dir>/metrics.jsonl``.
+
+    ``truncate_after(step)`` drops rows past a checkpoint (used on resume) by rewriting each file
+    to a temporary name and renaming it over the old one, so an interrupted rewrite loses nothing.
+    """
+
+    def __init__(self, directory: str):
+        os.makedirs(directory, exist_ok=True)
+        self.csv_path = os.path.join(directory, "metrics.csv")
+        self.jsonl_path = os.path.join(directory, "metrics.jsonl")
+
+    def read(self) -> list[dict]:
+        if not os.path.exists(self.jsonl_path):
+            return []
+        with open(self.jsonl_path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def truncate_after(self, step: int) -> None:
+        kept = [row for row in self.read() if row["iteration"] <= step]
+        _atomic_write(self.jsonl_path, "".join(json.dumps(r) + "\n" for r in kept))
+        _atomic_write(self.csv_path, _csv_text(kept))
+
+    def append(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        with open(self.jsonl_path, "a") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+        new_file = not os.path.exists(self.csv_path) or os.path.getsize(self.csv_path) == 0
+        with open(self.csv_path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            if new_file:
+                writer.writeheader()
+            writer.writerows(rows)
+
+
+def _csv_text(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _atomic_write(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)

@@ -1,0 +1,86 @@
+"""Policy and value networks (flax.linen) returning distrax distributions.
+
+Contract: ``module.apply(params, obs) -> (distribution, value)`` with ``obs`` of shape ``[..., obs_dim]``;
+``value`` has shape ``[...]`` when the module has a value head, else it is ``None``.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import distrax
+import flax.linen as nn
+import jax.numpy as jnp
+
+ACTIVATIONS: dict[str, Callable] = {"relu": nn.relu, "tanh": nn.tanh}
+
+
+class MLP(nn.Module):
+    """Fully connected torso: ``[..., in] -> [..., hidden_sizes[-1]]`` (or ``out_size`` if given)."""
+
+    hidden_sizes: Sequence[int]
+    activation: str = "relu"
+    out_size: int | None = None
+    out_scale: float = 1.0
+
+    @nn.compact
+    def __call__(self, x):
+        act = ACTIVATIONS[self.activation]
+        for size in self.hidden_sizes:
+            x = act(nn.Dense(size, kernel_init=nn.initializers.glorot_uniform())(x))
+        if self.out_size is not None:
+            init = nn.initializers.variance_scaling(self.out_scale, "fan_avg", "uniform")
+            x = nn.Dense(self.out_size, kernel_init=init)(x)
+        return x
+
+
+class ValueHead(nn.Module):
+    """A separate MLP value function ``[..., obs] -> [...]``."""
+
+    hidden_sizes: Sequence[int]
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, obs):
+        return MLP(self.hidden_sizes, self.activation, out_size=1)(obs)[..., 0]
+
+
+class GaussianMLPPolicy(nn.Module):
+    """Diagonal Gaussian policy with a state-independent, learned log-std (MAML/rllab style).
+
+    Attributes:
+      action_size: action dimension A; the distribution's events are ``[A]``.
+      init_log_std: initial log standard deviation (0 -> std 1 in policy units).
+      value_head: also return a learned value estimate from a separate MLP.
+    """
+
+    action_size: int
+    hidden_sizes: Sequence[int] = (100, 100)
+    activation: str = "relu"
+    init_log_std: float = 0.0
+    value_head: bool = False
+
+    @nn.compact
+    def __call__(self, obs):
+        mean = MLP(self.hidden_sizes, self.activation, out_size=self.action_size)(obs)
+        log_std = self.param(
+            "log_std", nn.initializers.constant(self.init_log_std), (self.action_size,)
+        )
+        scale = jnp.broadcast_to(jnp.exp(log_std), mean.shape)
+        dist = distrax.MultivariateNormalDiag(mean, scale)
+        value = ValueHead(self.hidden_sizes, self.activation)(obs) if self.value_head else None
+        return dist, value
+
+
+class CategoricalMLPPolicy(nn.Module):
+    """Categorical policy over ``num_actions`` discrete actions."""
+
+    num_actions: int
+    hidden_sizes: Sequence[int] = (100, 100)
+    activation: str = "relu"
+    value_head: bool = False
+
+    @nn.compact
+    def __call__(self, obs):
+        logits = MLP(self.hidden_sizes, self.activation, out_size=self.num_actions, out_scale=0.01)(obs)
+        value = ValueHead(self.hidden_sizes, self.activation)(obs) if self.value_head else None
+        return distrax.Categorical(logits=logits), value

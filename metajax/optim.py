@@ -1,0 +1,132 @@
+"""TRPO machinery as pure functions: KL Hessian-vector products, conjugate gradient, line search.
+
+Works on flat parameter vectors; ``trpo_step`` ravels a parameter pytree and unravels the result.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+
+def hvp_at(fn: Callable, x: jax.Array) -> Callable:
+    """``v -> (d^2 fn / dx^2)(x) v`` by forward-over-reverse autodiff, linearised once at ``x``."""
+    _, linear = jax.linearize(jax.grad(fn), x)
+    return linear
+
+
+def conjugate_gradient(matvec: Callable, b: jax.Array, iters: int = 10, tol: float = 1e-10):
+    """Approximately solve ``A x = b`` for symmetric positive-definite ``A`` given ``v -> A v``."""
+
+    def body(_, carry):
+        x, r, p, rr = carry
+        ap = matvec(p)
+        alpha = rr / (jnp.vdot(p, ap) + 1e-20)
+        x_new = x + alpha * p
+        r_new = r - alpha * ap
+        rr_new = jnp.vdot(r_new, r_new)
+        p_new = r_new + (rr_new / (rr + 1e-20)) * p
+        done = rr < tol  # freeze once converged (rllab stops early at the same tolerance)
+        pick = lambda new, old: jnp.where(done, old, new)
+        return pick(x_new, x), pick(r_new, r), pick(p_new, p), pick(rr_new, rr)
+
+    x0 = jnp.zeros_like(b)
+    x, *_ = jax.lax.fori_loop(0, iters, body, (x0, b, b, jnp.vdot(b, b)))
+    return x
+
+
+class LineSearchResult(NamedTuple):
+    params: jax.Array
+    accepted: jax.Array  # bool
+    backtracks: jax.Array  # int32, number of halvings tried before acceptance
+    loss: jax.Array
+    kl: jax.Array
+
+
+def backtracking_line_search(
+    loss_fn: Callable,
+    kl_fn: Callable,
+    x: jax.Array,
+    full_step: jax.Array,
+    loss_before: jax.Array,
+    max_kl: float,
+    ratio: float = 0.8,
+    max_backtracks: int = 15,
+) -> LineSearchResult:
+    """Try ``x + ratio^i * full_step`` for ``i = 0..max_backtracks-1``; accept the first candidate
+    that lowers the loss and keeps ``kl <= max_kl``; otherwise keep ``x`` (rllab's rule)."""
+
+    def evaluate(i):
+        candidate = x + ratio ** i.astype(x.dtype) * full_step
+        return candidate, loss_fn(candidate), kl_fn(candidate)
+
+    def ok(loss, kl):
+        return (loss < loss_before) & (kl <= max_kl) & jnp.isfinite(loss) & jnp.isfinite(kl)
+
+    def cond(carry):
+        i, _, loss, kl = carry
+        return (i < max_backtracks) & ~ok(loss, kl)
+
+    def body(carry):
+        i = carry[0] + 1
+        candidate, loss, kl = evaluate(i)
+        return i, candidate, loss, kl
+
+    first = evaluate(jnp.zeros((), jnp.int32))
+    i, candidate, loss, kl = jax.lax.while_loop(cond, body, (jnp.zeros((), jnp.int32), *first))
+    accepted = ok(loss, kl)
+    return LineSearchResult(jnp.where(accepted, candidate, x), accepted, i, loss, kl)
+
+
+class TRPOInfo(NamedTuple):
+    loss_before: jax.Array
+    loss_after: jax.Array
+    kl: jax.Array
+    accepted: jax.Array
+    backtracks: jax.Array
+    step_norm: jax.Array
+
+
+def trpo_step(
+    loss_fn: Callable,
+    kl_fn: Callable,
+    params,
+    max_kl: float = 0.01,
+    cg_iters: int = 10,
+    cg_damping: float = 1e-5,
+    backtrack_ratio: float = 0.8,
+    max_backtracks: int = 15,
+):
+    """One natural-gradient step with a KL trust region (Schulman et al. 2015).
+
+    Args:
+      loss_fn: params -> scalar surrogate loss to minimise.
+      kl_fn: params -> scalar mean KL(old policy || policy at params); 0 with zero gradient at
+        ``params``.
+    Returns:
+      (new_params, TRPOInfo).
+    """
+    flat, unravel = ravel_pytree(params)
+    flat_loss = lambda v: loss_fn(unravel(v))
+    flat_kl = lambda v: kl_fn(unravel(v))
+    loss_before, grad = jax.value_and_grad(flat_loss)(flat)
+    fisher = hvp_at(flat_kl, flat)
+    matvec = lambda v: fisher(v) + cg_damping * v
+    direction = conjugate_gradient(matvec, -grad, cg_iters)
+    curvature = jnp.vdot(direction, matvec(direction))
+    scale = jnp.sqrt(2.0 * max_kl / (curvature + 1e-20))
+    full_step = scale * direction
+    result = backtracking_line_search(
+        flat_loss, flat_kl, flat, full_step, loss_before, max_kl, backtrack_ratio, max_backtracks
+    )
+    info = TRPOInfo(
+        loss_before,
+        jnp.where(result.accepted, result.loss, loss_before),
+        jnp.where(result.accepted, result.kl, 0.0),
+        result.accepted,
+        result.backtracks,
+        jnp.linalg.norm(result.params - flat),
+    )
+    return unravel(result.params), info

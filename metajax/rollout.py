@@ -1,0 +1,67 @@
+"""Fixed-length rollouts with ``lax.scan`` over time, vmapped over envs (and, by callers, tasks).
+
+An act function ``act(key, obs [B, O]) -> (action [B, A], log_prob [B])`` drives the envs; each
+buffer column is one episode started from ``reset``; steps after the episode ended are kept in the
+buffer but marked ``valid = 0``.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from metajax.types import Transition
+
+
+def policy_act(policy_apply: Callable, params) -> Callable:
+    """An act function that samples from ``policy_apply(params, obs)``."""
+
+    def act(key, obs):
+        dist, _ = policy_apply(params, obs)
+        return dist.sample_and_log_prob(seed=key)
+
+    return act
+
+
+def rollout(env, act: Callable, task, key, num_envs: int, num_steps: int | None = None) -> Transition:
+    """Roll out ``num_envs`` episodes of one task for ``num_steps`` (default: the env's horizon).
+
+    Returns:
+      Transition with leaves ``[T, B, ...]``; ``valid`` is 1 up to and including the last step of
+      each episode, 0 afterwards.
+    """
+    num_steps = env.horizon if num_steps is None else num_steps
+    reset_key, scan_key = jax.random.split(key)
+    reset = jax.vmap(env.reset, in_axes=(0, None))
+    step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    state, timestep = reset(jax.random.split(reset_key, num_envs), task)
+
+    def body(carry, step_key):
+        state, obs, alive, time = carry
+        act_key, env_key = jax.random.split(step_key)
+        action, log_prob = act(act_key, obs)
+        next_state, ts = step(jax.random.split(env_key, num_envs), state, action, task)
+        transition = Transition(
+            observation=obs,
+            action=action,
+            reward=ts.reward,
+            terminated=ts.terminated,
+            truncated=ts.truncated,
+            valid=alive.astype(jnp.float32),
+            time=time,
+            log_prob=log_prob,
+        )
+        alive = alive & ~(ts.terminated | ts.truncated)
+        return (next_state, ts.observation, alive, time + 1), transition
+
+    alive = jnp.ones((num_envs,), bool)
+    time = jnp.zeros((num_envs,), jnp.int32)
+    carry = (state, timestep.observation, alive, time)
+    _, transitions = jax.lax.scan(body, carry, jax.random.split(scan_key, num_steps))
+    return transitions
+
+
+def episode_returns(batch: Transition) -> jax.Array:
+    """Undiscounted return of each episode column: ``[T, B] -> [B]``."""
+    return jnp.sum(batch.reward * batch.valid, axis=0)

@@ -1,0 +1,132 @@
+"""The training driver: ``lax.scan`` over chunks of meta-iterations, a thin host loop between
+chunks that logs metrics (CSV/JSONL), shows progress and checkpoints the full state.
+
+Resuming restores the last checkpoint (params, optimiser state, PRNG key, step, config) and runs
+the same compiled chunks from there, so an interrupted and resumed run equals an uninterrupted one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from metajax.checkpoint import Checkpointer
+from metajax.config import Config, option
+from metajax.logs import MetricsLog
+from metajax.types import MetaLearner, MetaState
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(Config):
+    iterations: int = option(100, low=1, help="meta-iterations in total")
+    chunk_size: int = option(5, low=1, help="meta-iterations per compiled lax.scan chunk")
+    checkpoint_every: int = option(10, low=1, help="checkpoint period; a multiple of chunk_size")
+    seed: int = option(0, low=0, help="PRNG seed of the run")
+    out_dir: str = option("runs/maml_navigation", help="where metrics and checkpoints go")
+    progress: bool = option(True, help="show a progress bar")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.checkpoint_every % self.chunk_size:
+            raise ValueError(
+                f"TrainConfig.checkpoint_every must be a multiple of chunk_size={self.chunk_size}, "
+                f"got {self.checkpoint_every}"
+            )
+
+
+def make_chunk(learner: MetaLearner, length: int) -> Callable:
+    """A jitted ``state -> (state, metrics [length, ...])`` running ``length`` meta-iterations."""
+
+    def body(state: MetaState, _):
+        key, step_key = jax.random.split(state.key)
+        return learner.meta_step(state._replace(key=key), step_key)
+
+    return jax.jit(lambda state: jax.lax.scan(body, state, None, length=length))
+
+
+def train(
+    learner: MetaLearner,
+    config: TrainConfig,
+    run_config: dict,
+    resume: bool = False,
+    on_chunk: Callable[[MetaState, list[dict]], None] | None = None,
+) -> tuple[MetaState, list[dict]]:
+    """Meta-train ``learner`` for ``config.iterations``; returns the final state and all metric rows.
+
+    Args:
+      run_config: the full configuration of the run (JSON-able), stored in every checkpoint; a
+        resumed run must be given the same one.
+      resume: continue from the latest checkpoint in ``config.out_dir``. Without it, a directory
+        that already holds checkpoints is refused rather than overwritten.
+    """
+    checkpointer = Checkpointer(os.path.join(config.out_dir, "checkpoints"))
+    log = MetricsLog(config.out_dir)
+    state = learner.init(jax.random.key(config.seed))
+    latest = checkpointer.latest_step()
+    if resume and latest is not None:
+        saved = checkpointer.read_config()
+        if saved != _jsonable(run_config):
+            changed = sorted(k for k in set(saved) | set(run_config) if saved.get(k) != _jsonable(run_config).get(k))
+            raise ValueError(f"--resume with a different configuration; changed: {changed}")
+        state, _ = checkpointer.restore(state)
+        log.truncate_after(int(state.step))
+    elif latest is not None:
+        raise FileExistsError(
+            f"{config.out_dir} already holds checkpoints (latest step {latest}); pass --resume to "
+            "continue or choose another out_dir"
+        )
+    chunks: dict[int, Callable] = {}
+    bar = _progress(config, int(state.step))
+    while int(state.step) < config.iterations:
+        length = min(config.chunk_size, config.iterations - int(state.step))
+        if length not in chunks:
+            chunks[length] = make_chunk(learner, length)
+        first = int(state.step)
+        state, metrics = chunks[length](state)
+        rows = _rows(metrics, first)
+        log.append(rows)
+        step = int(state.step)
+        if step % config.checkpoint_every == 0 or step == config.iterations:
+            checkpointer.save(step, state, _jsonable(run_config))
+        if on_chunk is not None:
+            on_chunk(state, rows)
+        if bar is not None:
+            bar.update(length)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in rows[-1].items() if "return" in k})
+    if bar is not None:
+        bar.close()
+    checkpointer.close()
+    return state, log.read()
+
+
+def _rows(metrics: dict, first_iteration: int) -> list[dict]:
+    host = jax.device_get(metrics)
+    length = len(next(iter(host.values()))) if host else 0
+    return [
+        {"iteration": first_iteration + i + 1, **{k: float(np.asarray(v[i])) for k, v in host.items()}}
+        for i in range(length)
+    ]
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.generic, jnp.ndarray)):
+        return np.asarray(value).item()
+    return value
+
+
+def _progress(config: TrainConfig, start: int):
+    if not config.progress:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=config.iterations, initial=start, desc="meta-train", unit="it")
