@@ -13,7 +13,7 @@ not differentiated (no sampling-distribution term).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -48,21 +48,33 @@ class MAMLConfig(Config):
     init_log_std: float = option(0.0, low=-5.0, high=2.0, help="initial policy log-std")
 
 
-def make_maml(env, task_dist, config: MAMLConfig = MAMLConfig(), policy=None) -> MetaLearner:
-    """Build MAML's pure functions for ``env`` and its task distribution.
+class MetaBatch(NamedTuple):
+    """One meta-iteration's data, leaves ``[M, ...]``: the fast weights it was collected with, the
+    inner data (K batches and their advantages), and the post-update batch and advantages."""
 
-    Example:
-      >>> env, tasks = metajax.make("point-nav-v1")
-      >>> learner = make_maml(env, tasks, MAMLConfig(meta_batch_size=20))
-      >>> state = learner.init(jax.random.key(0))
-      >>> state, metrics = jax.jit(learner.meta_step)(state, jax.random.key(1))
-    """
-    if not isinstance(config, MAMLConfig):
-        raise TypeError(f"config must be a MAMLConfig, got {type(config).__name__}")
+    adapted: Any
+    inner_data: tuple
+    post: Transition
+    post_advantages: jax.Array
+
+
+class MAMLParts(NamedTuple):
+    """MAML's building blocks, exposed for tests and for learners that reuse them."""
+
+    policy: Any
+    advantages: Callable  # batch [T, B] -> advantages [T, B]
+    inner_update: Callable  # (params, batch, adv) -> params after one inner step
+    adapt_collect: Callable  # (params, task, key) -> (adapted, inner_data)
+    collect: Callable  # (params, key) -> MetaBatch over a fresh meta-batch of tasks
+    surrogate: Callable  # (params, MetaBatch) -> outer loss, differentiable through adaptation
+    kl: Callable  # (params, MetaBatch) -> mean KL(post-update policy at collection || at params)
+
+
+def make_maml_parts(env, task_dist, config: MAMLConfig, policy=None) -> MAMLParts:
+    """The pure pieces MAML is made of (see ``make_maml``)."""
     cfg = config
     if policy is None:
         policy = GaussianMLPPolicy(env.action_size, cfg.hidden_sizes, init_log_std=cfg.init_log_std)
-    outer_adam = optax.adam(cfg.outer_lr)
 
     def advantages(batch: Transition) -> jax.Array:
         """Baseline-corrected advantages of one task's batch ``[T, B]``."""
@@ -81,10 +93,6 @@ def make_maml(env, task_dist, config: MAMLConfig = MAMLConfig(), policy=None) ->
             grads = jax.lax.stop_gradient(grads)
         return jax.tree.map(lambda p, g: p - cfg.inner_lr * g, params, grads)
 
-    def adapt_step(params, adapted, batch: Transition):
-        del params
-        return inner_update(adapted, batch, advantages(batch))
-
     def sample(params, task, key) -> Transition:
         return rollout(env, policy_act(policy.apply, params), task, key, cfg.rollouts_per_task)
 
@@ -99,10 +107,6 @@ def make_maml(env, task_dist, config: MAMLConfig = MAMLConfig(), policy=None) ->
             batches.append(batch)
             advs.append(adv)
         return adapted, (batches, advs)
-
-    def adapt(params, task, key):
-        """Fast weights after ``K`` inner steps on ``task`` (the inner data is sampled here)."""
-        return adapt_collect(params, task, key)[0]
 
     def replay(params, inner_data):
         """The adapted params as a differentiable function of ``params`` for fixed inner data."""
@@ -126,23 +130,44 @@ def make_maml(env, task_dist, config: MAMLConfig = MAMLConfig(), policy=None) ->
         old_dist, _ = policy.apply(old_adapted, post.observation)
         return losses.mean_kl(old_dist, new_dist, post.valid)
 
-    def meta_step(state: MetaState, key):
+    def collect(params, key) -> MetaBatch:
         task_key, rollout_key = jax.random.split(key)
         tasks = jax.vmap(task_dist.sample)(jax.random.split(task_key, cfg.meta_batch_size))
         keys = jax.random.split(rollout_key, cfg.meta_batch_size)
-        adapted, inner_data, post, post_adv = jax.vmap(collect_task, in_axes=(None, 0, 0))(
-            state.params, tasks, keys
-        )
-        adapted = jax.lax.stop_gradient(adapted)
+        batch = jax.vmap(collect_task, in_axes=(None, 0, 0))(params, tasks, keys)
+        return MetaBatch(*jax.lax.stop_gradient(batch))
 
-        def surrogate(params):
-            per_task = jax.vmap(task_surrogate, in_axes=(None, 0, 0, 0))
-            return jnp.mean(per_task(params, inner_data, post, post_adv))
+    def surrogate(params, data: MetaBatch):
+        per_task = jax.vmap(task_surrogate, in_axes=(None, 0, 0, 0))
+        return jnp.mean(per_task(params, data.inner_data, data.post, data.post_advantages))
 
-        def kl(params):
-            per_task = jax.vmap(task_kl, in_axes=(None, 0, 0, 0))
-            return jnp.mean(per_task(params, adapted, inner_data, post))
+    def kl(params, data: MetaBatch):
+        per_task = jax.vmap(task_kl, in_axes=(None, 0, 0, 0))
+        return jnp.mean(per_task(params, data.adapted, data.inner_data, data.post))
 
+    return MAMLParts(policy, advantages, inner_update, adapt_collect, collect, surrogate, kl)
+
+
+def make_maml(env, task_dist, config: MAMLConfig = MAMLConfig(), policy=None) -> MetaLearner:
+    """Build MAML's pure functions for ``env`` and its task distribution.
+
+    Example:
+      >>> env, tasks = metajax.make("point-nav-v1")
+      >>> learner = make_maml(env, tasks, MAMLConfig(meta_batch_size=20))
+      >>> state = learner.init(jax.random.key(0))
+      >>> state, metrics = jax.jit(learner.meta_step)(state, jax.random.key(1))
+    """
+    if not isinstance(config, MAMLConfig):
+        raise TypeError(f"config must be a MAMLConfig, got {type(config).__name__}")
+    cfg = config
+    parts = make_maml_parts(env, task_dist, cfg, policy)
+    policy = parts.policy
+    outer_adam = optax.adam(cfg.outer_lr)
+
+    def meta_step(state: MetaState, key):
+        data = parts.collect(state.params, key)
+        surrogate = lambda params: parts.surrogate(params, data)
+        kl = lambda params: parts.kl(params, data)
         if cfg.outer_optimizer == "trpo":
             params, info = trpo_step(
                 surrogate, kl, state.params, cfg.max_kl, cfg.cg_iters, cfg.cg_damping,
@@ -157,10 +182,9 @@ def make_maml(env, task_dist, config: MAMLConfig = MAMLConfig(), policy=None) ->
             updates, opt_state = outer_adam.update(grads, state.opt_state, state.params)
             params = optax.apply_updates(state.params, updates)
             outer = {"loss_before": loss, "kl": kl(params)}
-        pre_batch = inner_data[0][0]
         metrics = {
-            "pre_return": jnp.mean(jax.vmap(episode_returns)(pre_batch)),
-            "post_return": jnp.mean(jax.vmap(episode_returns)(post)),
+            "pre_return": jnp.mean(jax.vmap(episode_returns)(data.inner_data[0][0])),
+            "post_return": jnp.mean(jax.vmap(episode_returns)(data.post)),
             "policy_std": jnp.mean(jnp.exp(params["params"]["log_std"]))
             if "log_std" in params.get("params", {}) else jnp.zeros(()),
             **outer,
@@ -172,6 +196,14 @@ def make_maml(env, task_dist, config: MAMLConfig = MAMLConfig(), policy=None) ->
         params = policy.init(init_key, jnp.zeros((1, env.observation_size)))
         opt_state = outer_adam.init(params) if cfg.outer_optimizer == "adam" else optax.EmptyState()
         return MetaState(params, opt_state, state_key, jnp.zeros((), jnp.int32))
+
+    def adapt(params, task, key):
+        """Fast weights after ``K`` inner steps on ``task`` (the inner data is sampled here)."""
+        return parts.adapt_collect(params, task, key)[0]
+
+    def adapt_step(params, adapted, batch: Transition):
+        del params
+        return parts.inner_update(adapted, batch, parts.advantages(batch))
 
     def make_policy(params, adapted=None):
         weights = params if adapted is None else adapted

@@ -1,0 +1,135 @@
+"""Conformance checks every env and every learner must pass (used by the test-suite).
+
+``check_env``: jit and eager agree; vmap over tasks agrees with a Python loop; an auto-reset keeps
+the task. ``check_learner``: ``meta_step`` compiles once; jit and eager agree; metrics are finite;
+a ``lax.scan`` of ``meta_step`` equals a Python loop of it; vmapped ``adapt`` equals a loop.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from metajax.envs.wrappers import AutoReset
+from metajax.training import make_chunk
+
+
+def assert_trees_close(a, b, rtol=1e-5, atol=1e-5, what=""):
+    leaves_a, tree_a = jax.tree.flatten(a)
+    leaves_b, tree_b = jax.tree.flatten(b)
+    assert tree_a == tree_b, f"{what}: tree structures differ: {tree_a} vs {tree_b}"
+    for x, y in zip(leaves_a, leaves_b):
+        if jax.dtypes.issubdtype(jnp.asarray(x).dtype, jax.dtypes.prng_key):
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol, err_msg=what)
+
+
+def _random_actions(env, key, shape=()):
+    return jax.random.uniform(key, shape + (env.action_size,), minval=-1.5, maxval=1.5)
+
+
+def _discrete_or_continuous_actions(env, key, shape=()):
+    if getattr(env, "num_actions", None):
+        return jax.random.randint(key, shape, 0, env.num_actions)
+    return _random_actions(env, key, shape)
+
+
+def check_env(env, task_dist, num_tasks: int = 3, num_steps: int = 5, seed: int = 0) -> None:
+    """Assert the env contract on a few sampled tasks."""
+    key = jax.random.key(seed)
+    task_key, reset_key, step_key, action_key = jax.random.split(key, 4)
+    tasks = jax.vmap(task_dist.sample)(jax.random.split(task_key, num_tasks))
+    task0 = jax.tree.map(lambda x: x[0], tasks)
+    action = _discrete_or_continuous_actions(env, action_key)
+
+    # jit == eager
+    eager = env.reset(reset_key, task0)
+    jitted = jax.jit(env.reset)(reset_key, task0)
+    assert_trees_close(eager, jitted, what="reset: jit vs eager")
+    eager_step = env.step(step_key, eager[0], action, task0)
+    jitted_step = jax.jit(env.step)(step_key, eager[0], action, task0)
+    assert_trees_close(eager_step, jitted_step, what="step: jit vs eager")
+    ts = eager_step[1]
+    assert ts.observation.shape == (env.observation_size,), "observation shape"
+    assert ts.reward.shape == () and ts.terminated.dtype == bool and ts.truncated.dtype == bool
+
+    # vmap over tasks == loop
+    def run(task, k):
+        state, _ = env.reset(k, task)
+        rewards = []
+        for i, sk in enumerate(jax.random.split(k, num_steps)):
+            state, ts = env.step(sk, state, _discrete_or_continuous_actions(env, jax.random.fold_in(k, i)), task)
+            rewards.append(ts.reward)
+        return jnp.stack(rewards), ts.observation
+
+    keys = jax.random.split(reset_key, num_tasks)
+    batched = jax.jit(jax.vmap(run))(tasks, keys)
+    for i in range(num_tasks):
+        looped = run(jax.tree.map(lambda x: x[i], tasks), keys[i])
+        assert_trees_close(jax.tree.map(lambda x: x[i], batched), looped, what=f"vmap vs loop, task {i}")
+
+    # an auto-reset keeps the task: the episode after the reset replays the first one exactly when
+    # given the same actions (the envs checked here reset deterministically given the task)
+    auto = AutoReset(env)
+    horizon = env.horizon
+    actions = _discrete_or_continuous_actions(env, action_key, (horizon,))
+
+    def episode_rewards(state, k):
+        def body(state, inputs):
+            a, sk = inputs
+            state, ts = auto.step(sk, state, a, task0)
+            return state, (ts.reward, ts.done)
+        return jax.lax.scan(body, state, (actions, jax.random.split(k, horizon)))
+
+    state, _ = auto.reset(reset_key, task0)
+    state, (first, done1) = episode_rewards(state, step_key)
+    _, (second, _) = episode_rewards(state, step_key)
+    assert bool(jnp.any(done1)), "an episode of horizon steps must end (terminated or truncated)"
+    length = int(jnp.argmax(done1)) + 1
+    if length == horizon:  # the whole second episode is comparable only if the first ran full length
+        np.testing.assert_allclose(np.asarray(first), np.asarray(second), rtol=1e-5, atol=1e-6,
+                                   err_msg="the episode after an auto-reset differs: task lost?")
+
+
+def check_learner(learner, env, task_dist, seed: int = 0, eager: bool = True) -> None:
+    """Assert the meta-learner contract (small configs only: runs meta_step a few times)."""
+    state = learner.init(jax.random.key(seed))
+    keys = jax.random.split(jax.random.key(seed + 1), 3)
+
+    traces = []
+
+    def traced_step(s, k):
+        traces.append(1)
+        return learner.meta_step(s, k)
+
+    step = jax.jit(traced_step)
+    s1, m1 = step(state, keys[0])
+    s2, _ = step(s1, keys[1])
+    assert len(traces) == 1, f"meta_step compiled {len(traces)} times for two calls"
+    for name, value in m1.items():
+        assert bool(jnp.all(jnp.isfinite(value))), f"metric {name} is not finite: {value}"
+    assert int(s1.step) == int(state.step) + 1
+
+    if eager:
+        e1, em1 = learner.meta_step(state, keys[0])
+        assert_trees_close(e1.params, s1.params, rtol=2e-3, atol=2e-4, what="meta_step: eager vs jit")
+        assert_trees_close(em1, m1, rtol=2e-3, atol=2e-4, what="metrics: eager vs jit")
+
+    # lax.scan of meta_step == Python loop of the same body
+    scanned, scan_metrics = make_chunk(learner, 2)(state)
+    looped = state
+    for _ in range(2):
+        key, step_key = jax.random.split(looped.key)
+        looped, loop_metrics = jax.jit(learner.meta_step)(looped._replace(key=key), step_key)
+    assert_trees_close(scanned.params, looped.params, rtol=2e-3, atol=2e-4, what="scan vs loop")
+    assert_trees_close(jax.tree.map(lambda x: x[-1], scan_metrics), loop_metrics, rtol=2e-3, atol=2e-4,
+                       what="scan vs loop metrics")
+
+    # vmap(adapt) over tasks == loop over tasks
+    tasks = jax.vmap(task_dist.sample)(jax.random.split(keys[2], 2))
+    adapt_keys = jax.random.split(keys[2], 2)
+    batched = jax.jit(jax.vmap(learner.adapt, in_axes=(None, 0, 0)))(state.params, tasks, adapt_keys)
+    for i in range(2):
+        single = jax.jit(learner.adapt)(state.params, jax.tree.map(lambda x: x[i], tasks), adapt_keys[i])
+        assert_trees_close(jax.tree.map(lambda x: x[i], batched), single, rtol=1e-3, atol=1e-4,
+                           what=f"vmap(adapt) vs loop, task {i}")

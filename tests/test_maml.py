@@ -1,0 +1,116 @@
+"""MAML: conformance, the meta-gradient against its closed form, config validation."""
+import dataclasses
+
+import distrax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import metajax
+from metajax.learners.maml import MAMLConfig, MetaBatch, make_maml, make_maml_parts
+from metajax.testing import check_learner
+from metajax.types import Transition
+
+TINY = dict(meta_batch_size=2, rollouts_per_task=3, hidden_sizes=(8,), cg_iters=3)
+
+
+@pytest.mark.parametrize("outer", ["trpo", "adam"])
+@pytest.mark.parametrize("first_order", [False, True])
+def test_conformance(outer, first_order):
+    env, tasks = metajax.make("point-nav-v1")
+    cfg = MAMLConfig(**TINY, outer_optimizer=outer, first_order=first_order)
+    check_learner(make_maml(env, tasks, cfg), env, tasks, eager=(outer == "trpo" and not first_order))
+
+
+def test_two_inner_steps_conformance():
+    env, tasks = metajax.make("point-robot-sparse-v1")
+    check_learner(make_maml(env, tasks, MAMLConfig(**TINY, inner_steps=2)), env, tasks, eager=False)
+
+
+class LinearGaussian(nn.Module):
+    """mean = obs @ w, std 1: log pi is quadratic in w, so MAML's meta-gradient has a closed form."""
+
+    @nn.compact
+    def __call__(self, obs):
+        w = self.param("w", nn.initializers.normal(1.0), (obs.shape[-1], 1))
+        return distrax.MultivariateNormalDiag(obs @ w, jnp.ones((*obs.shape[:-1], 1))), None
+
+
+def _batch(rng, M, T, B, obs_dim, valid_len):
+    obs = rng.normal(size=(M, T, B, obs_dim)).astype(np.float32)
+    act = rng.normal(size=(M, T, B, 1)).astype(np.float32)
+    adv = rng.normal(size=(M, T, B)).astype(np.float32)
+    valid = (np.arange(T)[None, :, None] < valid_len[:, None, :]).astype(np.float32)
+    zeros = np.zeros((M, T, B), np.float32)
+    batch = Transition(obs, act, zeros, zeros.astype(bool), zeros.astype(bool), valid,
+                       np.zeros((M, T, B), np.int32), zeros)
+    return batch, adv
+
+
+def test_meta_gradient_equals_closed_form_and_first_order_drops_the_jacobian():
+    M, T, B, O, alpha = 2, 4, 3, 2, 0.3
+    rng = np.random.default_rng(0)
+    inner, inner_adv = _batch(rng, M, T, B, O, rng.integers(1, T + 1, size=(M, B)))
+    post, post_adv = _batch(rng, M, T, B, O, rng.integers(1, T + 1, size=(M, B)))
+    env, tasks = metajax.make("point-nav-v1")
+    policy = LinearGaussian()
+    params = policy.init(jax.random.key(0), jnp.zeros((1, O)))
+    w = np.asarray(params["params"]["w"], np.float64)[:, 0]
+
+    def mean_valid(x, valid):  # x [T, B, ...]
+        v = valid.reshape(valid.shape + (1,) * (x.ndim - 2))
+        return (x * v).sum((0, 1)) / valid.sum()
+
+    expected_second, expected_first, adapted_w = np.zeros(O), np.zeros(O), []
+    for m in range(M):
+        s, a, A, v = inner.observation[m], inner.action[m, ..., 0], inner_adv[m], inner.valid[m]
+        w_adapted = w + alpha * mean_valid(((A * (a - s @ w))[..., None] * s), v)
+        jac = np.eye(O) - alpha * mean_valid(A[..., None, None] * s[..., :, None] * s[..., None, :], v)
+        s2, a2, A2, v2 = post.observation[m], post.action[m, ..., 0], post_adv[m], post.valid[m]
+        d_outer = -mean_valid(((A2 * (a2 - s2 @ w_adapted))[..., None] * s2), v2)
+        expected_second += jac.T @ d_outer / M
+        expected_first += d_outer / M
+        adapted_w.append(w_adapted)
+
+    def meta_grad(first_order):
+        cfg = MAMLConfig(meta_batch_size=M, inner_lr=alpha, first_order=first_order)
+        parts = make_maml_parts(env, tasks, cfg, policy=policy)
+        adapted = {"params": {"w": jnp.asarray(np.stack(adapted_w)[:, :, None], jnp.float32)}}
+        old_logp = jax.vmap(lambda p, o, a: policy.apply(p, o)[0].log_prob(a))(adapted, post.observation, post.action)
+        data = MetaBatch(adapted, ([inner], [inner_adv]), post._replace(log_prob=old_logp), post_adv)
+        # the replayed fast weights equal the closed form too
+        replayed = jax.vmap(parts.inner_update, in_axes=(None, 0, 0))(params, inner, inner_adv)
+        np.testing.assert_allclose(replayed["params"]["w"], adapted["params"]["w"], rtol=1e-4, atol=1e-5)
+        assert float(parts.kl(params, data)) < 1e-6  # KL(old || new) vanishes at the old params
+        return np.asarray(jax.grad(parts.surrogate)(params, data)["params"]["w"][:, 0])
+
+    second, first = meta_grad(False), meta_grad(True)
+    np.testing.assert_allclose(second, expected_second, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(first, expected_first, rtol=1e-4, atol=1e-5)
+    # the two differ exactly by the inner Jacobian, and the difference is not negligible here
+    assert np.linalg.norm(second - first) > 0.05 * np.linalg.norm(first)
+
+
+@pytest.mark.parametrize(
+    "field, value, allowed",
+    [
+        ("inner_lr", 0.0, r"in \(0.0, inf\)"),
+        ("meta_batch_size", 0, r"in \[1, inf\)"),
+        ("outer_optimizer", "sgd", "one of 'trpo', 'adam'"),
+        ("discount", 1.5, r"in \[0.0, 1.0\]"),
+        ("inner_steps", 2.5, "an int"),
+        ("first_order", "yes", "a bool"),
+        ("hidden_sizes", (100, 0), r"in \[1, inf\)"),
+    ],
+)
+def test_bad_config_values_name_the_field_and_range(field, value, allowed):
+    with pytest.raises(ValueError, match=rf"MAMLConfig\.{field} must be .*{allowed}"):
+        MAMLConfig(**{field: value})
+
+
+def test_make_maml_rejects_wrong_config_type():
+    env, tasks = metajax.make("point-nav-v1")
+    with pytest.raises(TypeError, match="MAMLConfig"):
+        make_maml(env, tasks, config=dataclasses.asdict(MAMLConfig()))

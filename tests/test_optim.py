@@ -1,0 +1,57 @@
+"""Conjugate gradient, Hessian-vector products, line search and the TRPO step on closed forms."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from metajax import optim
+
+
+def _spd(n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    m = rng.normal(size=(n, n))
+    return jnp.asarray(m @ m.T + n * np.eye(n), jnp.float32)
+
+
+def test_hvp_equals_hessian_product():
+    a = _spd()
+    v = jnp.arange(6.0)
+    fn = lambda x: 0.5 * x @ a @ x + jnp.sum(jnp.sin(x))
+    x = jnp.linspace(-1, 1, 6)
+    expected = a @ v - jnp.sin(x) * v
+    np.testing.assert_allclose(optim.hvp_at(fn, x)(v), expected, rtol=1e-5)
+
+
+def test_conjugate_gradient_solves_spd_system():
+    a, b = _spd(), jnp.ones(6)
+    x = optim.conjugate_gradient(lambda v: a @ v, b, iters=20)
+    np.testing.assert_allclose(a @ x, b, rtol=1e-4, atol=1e-4)
+
+
+def test_line_search_backtracks_until_kl_and_loss_are_satisfied():
+    loss = lambda x: jnp.sum((x - 1.0) ** 2)
+    kl = lambda x: jnp.sum(x**2)
+    x0 = jnp.zeros(2)
+    res = optim.backtracking_line_search(loss, kl, x0, jnp.ones(2), loss(x0), max_kl=0.5, ratio=0.5)
+    # candidates: step 1 (kl 2), 0.5 (kl 0.5, accepted)
+    assert bool(res.accepted) and int(res.backtracks) == 1
+    np.testing.assert_allclose(res.params, [0.5, 0.5])
+    res = optim.backtracking_line_search(loss, kl, x0, -jnp.ones(2), loss(x0), max_kl=0.5)
+    assert not bool(res.accepted)  # an ascent direction is never accepted: params unchanged
+    np.testing.assert_allclose(res.params, x0)
+
+
+def test_trpo_step_on_quadratic_kl_is_natural_gradient_at_the_boundary():
+    # loss linear g.x, KL = 0.5 x^T F (x - x0)... with F SPD: the TRPO step is -sqrt(2 d / g F^-1 g) F^-1 g
+    f = _spd(4, seed=3)
+    g = jnp.array([1.0, -2.0, 0.5, 0.3])
+    params = {"w": jnp.zeros(4)}
+    loss = lambda p: g @ p["w"]
+    kl = lambda p: 0.5 * p["w"] @ f @ p["w"]
+    new, info = optim.trpo_step(loss, kl, params, max_kl=0.01, cg_iters=20, cg_damping=0.0)
+    nat = jnp.linalg.solve(f, g)
+    expected = -jnp.sqrt(2 * 0.01 / (g @ nat)) * nat
+    # the full step lands on the KL boundary; float rounding may cost one backtrack (x0.8)
+    shrink = 0.8 ** int(info.backtracks)
+    assert int(info.backtracks) <= 1
+    np.testing.assert_allclose(new["w"], shrink * expected, rtol=1e-3, atol=1e-6)
+    assert bool(info.accepted) and float(info.kl) <= 0.01
