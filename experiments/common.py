@@ -14,6 +14,8 @@ class EvalConfig(Config):
     test_tasks: int = option(40, low=2, help="held-out test tasks")
     eval_rollouts: int = option(20, low=1, help="rollouts per adaptation step")
     adaptation_steps: int = option(3, low=0, high=10, help="report returns after 0..K steps")
+    later_steps_lr_scale: float = option(0.5, low=0.0, low_open=True, high=1.0,
+                                         help="inner step size scale for adaptation steps 2..K")
     eval_seed: int = option(12345, low=0, help="PRNG seed of the evaluation rollouts")
 
 

@@ -41,7 +41,8 @@ def run(maml_cfg: MAMLConfig, train_cfg: TrainConfig, eval_cfg: EvalConfig, resu
     eval_key, random_key, init_key, oracle_key = jax.random.split(jax.random.key(eval_cfg.eval_seed), 4)
     run_eval = jax.jit(
         lambda params, key: evaluate(
-            learner, env, params, tasks, key, eval_cfg.adaptation_steps, eval_cfg.eval_rollouts
+            learner, env, params, tasks, key, eval_cfg.adaptation_steps, eval_cfg.eval_rollouts,
+            eval_cfg.later_steps_lr_scale,
         )
     )
     maml = run_eval(state.params, eval_key)

@@ -46,8 +46,7 @@ class LineSearchResult(NamedTuple):
 
 
 def backtracking_line_search(
-    loss_fn: Callable,
-    kl_fn: Callable,
+    loss_and_kl_fn: Callable,
     x: jax.Array,
     full_step: jax.Array,
     loss_before: jax.Array,
@@ -56,11 +55,14 @@ def backtracking_line_search(
     max_backtracks: int = 15,
 ) -> LineSearchResult:
     """Try ``x + ratio^i * full_step`` for ``i = 0..max_backtracks-1``; accept the first candidate
-    that lowers the loss and keeps ``kl <= max_kl``; otherwise keep ``x`` (rllab's rule)."""
+    that lowers the loss and keeps ``kl <= max_kl``; otherwise keep ``x`` (rllab's rule).
+
+    ``loss_and_kl_fn(x) -> (loss, kl)`` evaluates both at once (they usually share a forward pass).
+    """
 
     def evaluate(i):
         candidate = x + ratio ** i.astype(x.dtype) * full_step
-        return candidate, loss_fn(candidate), kl_fn(candidate)
+        return (candidate, *loss_and_kl_fn(candidate))
 
     def ok(loss, kl):
         return (loss < loss_before) & (kl <= max_kl) & jnp.isfinite(loss) & jnp.isfinite(kl)
@@ -98,6 +100,7 @@ def trpo_step(
     cg_damping: float = 1e-5,
     backtrack_ratio: float = 0.8,
     max_backtracks: int = 15,
+    loss_and_kl_fn: Callable | None = None,
 ):
     """One natural-gradient step with a KL trust region (Schulman et al. 2015).
 
@@ -105,12 +108,17 @@ def trpo_step(
       loss_fn: params -> scalar surrogate loss to minimise.
       kl_fn: params -> scalar mean KL(old policy || policy at params); 0 with zero gradient at
         ``params``.
+      loss_and_kl_fn: optional params -> (loss, kl) sharing work, used by the line search.
     Returns:
       (new_params, TRPOInfo).
     """
     flat, unravel = ravel_pytree(params)
     flat_loss = lambda v: loss_fn(unravel(v))
     flat_kl = lambda v: kl_fn(unravel(v))
+    if loss_and_kl_fn is None:
+        flat_both = lambda v: (flat_loss(v), flat_kl(v))
+    else:
+        flat_both = lambda v: loss_and_kl_fn(unravel(v))
     loss_before, grad = jax.value_and_grad(flat_loss)(flat)
     fisher = hvp_at(flat_kl, flat)
     matvec = lambda v: fisher(v) + cg_damping * v
@@ -119,7 +127,7 @@ def trpo_step(
     scale = jnp.sqrt(2.0 * max_kl / (curvature + 1e-20))
     full_step = scale * direction
     result = backtracking_line_search(
-        flat_loss, flat_kl, flat, full_step, loss_before, max_kl, backtrack_ratio, max_backtracks
+        flat_both, flat, full_step, loss_before, max_kl, backtrack_ratio, max_backtracks
     )
     info = TRPOInfo(
         loss_before,

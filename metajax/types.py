@@ -89,7 +89,8 @@ class MetaLearner(NamedTuple):
     adapt(params, task, key) -> adapted params (fast weights)
     meta_step(state, key) -> (state, metrics); usable as a ``lax.scan`` body
     make_policy(params, adapted) -> policy apply function ``obs -> (distribution, value)``
-    adapt_step(params, adapted, batch) -> adapted after one more inner update on ``batch``
+    adapt_step(params, adapted, batch, lr_scale=1.0) -> adapted after one more inner update on
+        ``batch`` with the inner step size scaled by ``lr_scale``
         (gradient-based learners; the evaluation protocol reports returns after each step)
     start_adaptation(params) -> the adapted state before any data (the meta-parameters' policy)
     """

@@ -31,11 +31,11 @@ def test_line_search_backtracks_until_kl_and_loss_are_satisfied():
     loss = lambda x: jnp.sum((x - 1.0) ** 2)
     kl = lambda x: jnp.sum(x**2)
     x0 = jnp.zeros(2)
-    res = optim.backtracking_line_search(loss, kl, x0, jnp.ones(2), loss(x0), max_kl=0.5, ratio=0.5)
+    res = optim.backtracking_line_search(lambda x: (loss(x), kl(x)), x0, jnp.ones(2), loss(x0), max_kl=0.5, ratio=0.5)
     # candidates: step 1 (kl 2), 0.5 (kl 0.5, accepted)
     assert bool(res.accepted) and int(res.backtracks) == 1
     np.testing.assert_allclose(res.params, [0.5, 0.5])
-    res = optim.backtracking_line_search(loss, kl, x0, -jnp.ones(2), loss(x0), max_kl=0.5)
+    res = optim.backtracking_line_search(lambda x: (loss(x), kl(x)), x0, -jnp.ones(2), loss(x0), max_kl=0.5)
     assert not bool(res.accepted)  # an ascent direction is never accepted: params unchanged
     np.testing.assert_allclose(res.params, x0)
 

@@ -68,6 +68,7 @@ class MAMLParts(NamedTuple):
     collect: Callable  # (params, key) -> MetaBatch over a fresh meta-batch of tasks
     surrogate: Callable  # (params, MetaBatch) -> outer loss, differentiable through adaptation
     kl: Callable  # (params, MetaBatch) -> mean KL(post-update policy at collection || at params)
+    surrogate_and_kl: Callable  # (params, MetaBatch) -> (surrogate, kl) sharing one forward pass
 
 
 def make_maml_parts(env, task_dist, config: MAMLConfig, policy=None) -> MAMLParts:
@@ -87,11 +88,11 @@ def make_maml_parts(env, task_dist, config: MAMLConfig, policy=None) -> MAMLPart
         dist, _ = policy.apply(params, batch.observation)
         return losses.reinforce_loss(dist.log_prob(batch.action), adv, batch.valid)
 
-    def inner_update(params, batch: Transition, adv):
+    def inner_update(params, batch: Transition, adv, lr_scale=1.0):
         grads = jax.grad(inner_loss)(params, batch, adv)
         if cfg.first_order:
             grads = jax.lax.stop_gradient(grads)
-        return jax.tree.map(lambda p, g: p - cfg.inner_lr * g, params, grads)
+        return jax.tree.map(lambda p, g: p - lr_scale * cfg.inner_lr * g, params, grads)
 
     def sample(params, task, key) -> Transition:
         return rollout(env, policy_act(policy.apply, params), task, key, cfg.rollouts_per_task)
@@ -120,15 +121,13 @@ def make_maml_parts(env, task_dist, config: MAMLConfig, policy=None) -> MAMLPart
         post = sample(adapted, task, post_key)
         return adapted, inner_data, post, advantages(post)
 
-    def task_surrogate(params, inner_data, post: Transition, post_adv):
-        dist, _ = policy.apply(replay(params, inner_data), post.observation)
-        logp = dist.log_prob(post.action)
-        return losses.importance_surrogate(logp, post.log_prob, post_adv, post.valid)
-
-    def task_kl(params, old_adapted, inner_data, post: Transition):
+    def task_outer(params, old_adapted, inner_data, post: Transition, post_adv):
+        """(surrogate, KL) of one task's post-update policy, differentiable through adaptation."""
         new_dist, _ = policy.apply(replay(params, inner_data), post.observation)
         old_dist, _ = policy.apply(old_adapted, post.observation)
-        return losses.mean_kl(old_dist, new_dist, post.valid)
+        logp = new_dist.log_prob(post.action)
+        surrogate = losses.importance_surrogate(logp, post.log_prob, post_adv, post.valid)
+        return surrogate, losses.mean_kl(old_dist, new_dist, post.valid)
 
     def collect(params, key) -> MetaBatch:
         task_key, rollout_key = jax.random.split(key)
@@ -137,15 +136,15 @@ def make_maml_parts(env, task_dist, config: MAMLConfig, policy=None) -> MAMLPart
         batch = jax.vmap(collect_task, in_axes=(None, 0, 0))(params, tasks, keys)
         return MetaBatch(*jax.lax.stop_gradient(batch))
 
-    def surrogate(params, data: MetaBatch):
-        per_task = jax.vmap(task_surrogate, in_axes=(None, 0, 0, 0))
-        return jnp.mean(per_task(params, data.inner_data, data.post, data.post_advantages))
+    def surrogate_and_kl(params, data: MetaBatch):
+        per_task = jax.vmap(task_outer, in_axes=(None, 0, 0, 0, 0))
+        surrogates, kls = per_task(params, *data)
+        return jnp.mean(surrogates), jnp.mean(kls)
 
-    def kl(params, data: MetaBatch):
-        per_task = jax.vmap(task_kl, in_axes=(None, 0, 0, 0))
-        return jnp.mean(per_task(params, data.adapted, data.inner_data, data.post))
-
-    return MAMLParts(policy, advantages, inner_update, adapt_collect, collect, surrogate, kl)
+    surrogate = lambda params, data: surrogate_and_kl(params, data)[0]
+    kl = lambda params, data: surrogate_and_kl(params, data)[1]
+    return MAMLParts(policy, advantages, inner_update, adapt_collect, collect, surrogate, kl,
+                     surrogate_and_kl)
 
 
 def make_maml(env, task_dist, config: MAMLConfig = MAMLConfig(), policy=None) -> MetaLearner:
@@ -172,6 +171,7 @@ def make_maml(env, task_dist, config: MAMLConfig = MAMLConfig(), policy=None) ->
             params, info = trpo_step(
                 surrogate, kl, state.params, cfg.max_kl, cfg.cg_iters, cfg.cg_damping,
                 cfg.backtrack_ratio, cfg.max_backtracks,
+                loss_and_kl_fn=lambda params: parts.surrogate_and_kl(params, data),
             )
             opt_state = state.opt_state
             outer = {"loss_before": info.loss_before, "loss_after": info.loss_after,
@@ -201,9 +201,9 @@ def make_maml(env, task_dist, config: MAMLConfig = MAMLConfig(), policy=None) ->
         """Fast weights after ``K`` inner steps on ``task`` (the inner data is sampled here)."""
         return parts.adapt_collect(params, task, key)[0]
 
-    def adapt_step(params, adapted, batch: Transition):
+    def adapt_step(params, adapted, batch: Transition, lr_scale=1.0):
         del params
-        return parts.inner_update(adapted, batch, parts.advantages(batch))
+        return parts.inner_update(adapted, batch, parts.advantages(batch), lr_scale)
 
     def make_policy(params, adapted=None):
         weights = params if adapted is None else adapted

@@ -1,0 +1,94 @@
+"""Meta-training throughput of MAML on ``point-nav-v1`` (env steps per second).
+
+  python -m experiments.throughput                       # the full table (minutes on a CPU)
+  python -m experiments.throughput --tasks 20 --repeats 5 --no-breakdown
+
+Workload per meta-iteration: M tasks x 20 trajectories x 100 steps, pre- and post-update
+(M = 20 gives 80k env steps). Rows: MAML with the TRPO outer step at each M, MAML with the Adam
+outer step, and the raw rollout (policy sampling + env stepping, no learning) at the same batch.
+The breakdown splits a TRPO meta-iteration into data collection (rollouts + inner update) and the
+outer step. Figures are medians over ``--repeats`` timed calls after one compile call.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+
+import metajax
+from metajax.learners.maml import MAMLConfig, make_maml, make_maml_parts
+from metajax.rollout import policy_act, rollout
+
+
+def _time(fn, *args, repeats: int):
+    """(compile seconds, median seconds per call) of a jitted ``fn``; each call gets a new key."""
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args, jax.random.key(0)).compile()
+    compile_s = time.perf_counter() - start
+    jax.block_until_ready(compiled(*args, jax.random.key(1)))  # warm-up
+    times = []
+    for i in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(*args, jax.random.key(2 + i)))
+        times.append(time.perf_counter() - start)
+    return compile_s, statistics.median(times)
+
+
+def measure(tasks: int, outer: str, repeats: int, part: str = "meta_step") -> dict:
+    env, task_dist = metajax.make("point-nav-v1")
+    cfg = MAMLConfig(meta_batch_size=tasks, outer_optimizer=outer)
+    learner = make_maml(env, task_dist, cfg)
+    state = learner.init(jax.random.key(0))
+    steps_per_rollout = tasks * cfg.rollouts_per_task * env.horizon
+    if part == "meta_step":
+        fn, env_steps = (lambda s, k: learner.meta_step(s, k)), steps_per_rollout * (cfg.inner_steps + 1)
+        args = (state,)
+    elif part == "collect":
+        parts = make_maml_parts(env, task_dist, cfg)
+        fn, env_steps = parts.collect, steps_per_rollout * (cfg.inner_steps + 1)
+        args = (state.params,)
+    elif part == "rollout":
+        def fn(params, key):
+            goals = jax.vmap(task_dist.sample)(jax.random.split(key, tasks))
+            act = policy_act(lambda p, obs: learner.make_policy(p)(obs), params)
+            keys = jax.random.split(key, tasks)
+            one = lambda task, k: rollout(env, act, task, k, cfg.rollouts_per_task).reward.sum()
+            return jnp.sum(jax.vmap(one)(goals, keys))
+        env_steps, args = steps_per_rollout, (state.params,)
+    else:
+        raise ValueError(f"part must be one of meta_step, collect, rollout; got {part!r}")
+    compile_s, seconds = _time(fn, *args, repeats=repeats)
+    return {"workload": part if part != "meta_step" else f"MAML-{outer.upper()}", "tasks": tasks,
+            "env_steps": env_steps, "seconds": seconds, "steps_per_s": env_steps / seconds,
+            "compile_s": compile_s}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", type=int, nargs="+", default=[20, 40, 160, 640])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-breakdown", action="store_true")
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or min(args.tasks) < 1:
+        parser.error("--repeats and --tasks must be positive")
+    device = jax.devices()[0]
+    print(f"device: {device.platform} / {device.device_kind}; jax {jax.__version__}")
+    rows = []
+    for m in args.tasks:
+        rows.append(measure(m, "trpo", args.repeats))
+        rows.append(measure(m, "trpo", args.repeats, part="rollout"))
+    rows.append(measure(args.tasks[0], "adam", args.repeats))
+    if not args.no_breakdown:
+        rows.append(measure(args.tasks[0], "trpo", args.repeats, part="collect"))
+    print(f"\n{'workload':<12} {'tasks':>6} {'env steps':>10} {'s/iter':>8} {'steps/s':>10} {'compile s':>10}")
+    for r in rows:
+        print(f"{r['workload']:<12} {r['tasks']:>6} {r['env_steps']:>10} {r['seconds']:>8.3f} "
+              f"{r['steps_per_s']:>10.0f} {r['compile_s']:>10.1f}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

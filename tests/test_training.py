@@ -1,0 +1,79 @@
+"""The driver: resume equals an uninterrupted run; existing runs are never overwritten."""
+import json
+
+import jax
+import numpy as np
+import pytest
+
+import metajax
+from metajax.config import parse_configs
+from metajax.learners.maml import MAMLConfig, make_maml
+from metajax.testing import assert_trees_close
+from metajax.training import TrainConfig, train
+
+CFG = MAMLConfig(meta_batch_size=2, rollouts_per_task=2, hidden_sizes=(8,), cg_iters=2)
+
+
+def _learner():
+    env, tasks = metajax.make("point-robot-sparse-v1")
+    return make_maml(env, tasks, CFG)
+
+
+def _train_cfg(out, iterations):
+    return TrainConfig(iterations=iterations, chunk_size=2, checkpoint_every=2, out_dir=str(out), progress=False)
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    learner = _learner()
+    run_config = {"maml": CFG.to_dict()}
+    full, full_rows = train(learner, _train_cfg(tmp_path / "full", 6), run_config)
+    # interrupted after 4 iterations, then resumed to 6
+    train(learner, _train_cfg(tmp_path / "cut", 4), run_config)
+    resumed, rows = train(learner, _train_cfg(tmp_path / "cut", 6), run_config, resume=True)
+    assert int(resumed.step) == 6
+    assert_trees_close(resumed, full, rtol=0, atol=0, what="resumed vs uninterrupted state")
+    assert [r["iteration"] for r in rows] == list(range(1, 7))
+    for a, b in zip(rows, full_rows):
+        assert a == pytest.approx(b, rel=0, abs=0)
+
+
+def test_resume_drops_log_rows_past_the_checkpoint(tmp_path):
+    learner = _learner()
+    cfg = TrainConfig(iterations=4, chunk_size=2, checkpoint_every=4, out_dir=str(tmp_path), progress=False)
+    train(learner, cfg, {})
+    # simulate a crash after iteration 5 was logged but before its checkpoint
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"iteration": 5, "stale": 1.0}) + "\n")
+    _, rows = train(learner, TrainConfig(iterations=6, chunk_size=2, checkpoint_every=2,
+                                         out_dir=str(tmp_path), progress=False), {}, resume=True)
+    assert [r["iteration"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert all("stale" not in r for r in rows)
+
+
+def test_existing_run_is_not_overwritten_and_config_changes_are_refused(tmp_path):
+    learner = _learner()
+    train(learner, _train_cfg(tmp_path, 2), {"a": 1})
+    before = (tmp_path / "metrics.jsonl").read_text()
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(learner, _train_cfg(tmp_path, 4), {"a": 1})
+    with pytest.raises(ValueError, match="changed: \\['a'\\]"):
+        train(learner, _train_cfg(tmp_path, 4), {"a": 2}, resume=True)
+    assert (tmp_path / "metrics.jsonl").read_text() == before
+
+
+def test_train_config_validation():
+    with pytest.raises(ValueError, match="TrainConfig.checkpoint_every must be a multiple of chunk_size=5"):
+        TrainConfig(checkpoint_every=7)
+    with pytest.raises(ValueError, match=r"TrainConfig.iterations must be in \[1, inf\)"):
+        TrainConfig(iterations=0)
+    with pytest.raises(ValueError, match="TrainConfig.out_dir must be a non-empty string"):
+        TrainConfig(out_dir="")
+
+
+def test_cli_overrides_and_errors(capsys):
+    (maml, tr), _ = parse_configs([MAMLConfig(), TrainConfig()],
+                                  ["--inner-lr", "0.1", "--hidden-sizes", "32", "32", "--first-order", "true"])
+    assert maml.inner_lr == 0.1 and maml.hidden_sizes == (32, 32) and maml.first_order
+    with pytest.raises(SystemExit):
+        parse_configs([MAMLConfig(), TrainConfig()], ["--max-kl", "-1"])
+    assert "MAMLConfig.max_kl must be in (0.0, inf)" in capsys.readouterr().err
