@@ -1,0 +1,47 @@
+"""The quickstart notebook and the experiment module run end to end on smoke settings."""
+import json
+import os
+
+import pytest
+
+NOTEBOOK = os.path.join(os.path.dirname(__file__), "..", "notebooks", "quickstart.ipynb")
+
+
+@pytest.mark.slow
+def test_quickstart_notebook_executes(monkeypatch, tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("METAJAX_NOTEBOOK_SMOKE", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "MAML" in outputs and "oracle" in outputs
+
+
+@pytest.mark.slow
+def test_maml_navigation_experiment_smoke(tmp_path):
+    from experiments import maml_navigation
+
+    out = tmp_path / "run"
+    argv = ["--iterations", "2", "--chunk-size", "1", "--checkpoint-every", "1", "--meta-batch-size", "2",
+            "--rollouts-per-task", "2", "--hidden-sizes", "16", "--test-tasks", "4", "--eval-rollouts", "2",
+            "--out-dir", str(out), "--progress", "false"]
+    maml_navigation.main(argv)
+    rows = json.loads((out / "results.json").read_text())
+    assert [r["adaptation_steps"] for r in rows] == [0, 1, 2, 3]
+    assert rows[1]["paper_maml"] == -11.7 and rows[0]["oracle_mean"] > -5.0
+    assert (out / "adaptation.png").stat().st_size > 1000
+    assert len((out / "metrics.csv").read_text().splitlines()) == 3
+    # resuming a finished run trains nothing more and keeps the log intact
+    maml_navigation.main(argv + ["--resume"])
+    assert len((out / "metrics.csv").read_text().splitlines()) == 3
+
+
+def test_experiment_rejects_bad_flags(capsys):
+    from experiments import maml_navigation
+
+    with pytest.raises(SystemExit):
+        maml_navigation.main(["--inner-lr", "-0.5"])
+    assert "MAMLConfig.inner_lr must be in (0.0, inf)" in capsys.readouterr().err
