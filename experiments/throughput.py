@@ -76,17 +76,17 @@ def main(argv=None):
         parser.error("--repeats and --tasks must be positive")
     device = jax.devices()[0]
     print(f"device: {device.platform} / {device.device_kind}; jax {jax.__version__}")
-    rows = []
-    for m in args.tasks:
-        rows.append(measure(m, "trpo", args.repeats))
-        rows.append(measure(m, "trpo", args.repeats, part="rollout"))
-    rows.append(measure(args.tasks[0], "adam", args.repeats))
+    jobs = [(m, "trpo", part) for m in args.tasks for part in ("meta_step", "rollout")]
+    jobs.append((args.tasks[0], "adam", "meta_step"))
     if not args.no_breakdown:
-        rows.append(measure(args.tasks[0], "trpo", args.repeats, part="collect"))
+        jobs.append((args.tasks[0], "trpo", "collect"))
     print(f"\n{'workload':<12} {'tasks':>6} {'env steps':>10} {'s/iter':>8} {'steps/s':>10} {'compile s':>10}")
-    for r in rows:
+    rows = []
+    for tasks, outer, part in jobs:
+        r = measure(tasks, outer, args.repeats, part)
+        rows.append(r)
         print(f"{r['workload']:<12} {r['tasks']:>6} {r['env_steps']:>10} {r['seconds']:>8.3f} "
-              f"{r['steps_per_s']:>10.0f} {r['compile_s']:>10.1f}")
+              f"{r['steps_per_s']:>10.0f} {r['compile_s']:>10.1f}", flush=True)
     return rows
 
 

@@ -39,9 +39,7 @@ class PointNav:
     action_size: int = 2
 
     def reset(self, key, task: GoalTask):
-        del key
-        state = PointState(jnp.zeros(2, jnp.float32), jnp.zeros((), jnp.int32))
-        return state, _first_timestep(state.position)
+        return reset_at_origin(key, task)
 
     def step(self, key, state: PointState, action, task: GoalTask):
         del key
@@ -59,9 +57,12 @@ class PointNav:
         return jnp.clip((task.goal - observation) / self.action_scale, -1.0, 1.0)
 
 
-def _first_timestep(observation):
+def reset_at_origin(key, task):
+    """Reset shared by the point envs: position (0, 0), time 0, the key and task unused."""
+    del key, task
+    state = PointState(jnp.zeros(2, jnp.float32), jnp.zeros((), jnp.int32))
     false = jnp.zeros((), bool)
-    return TimeStep(observation, jnp.zeros((), jnp.float32), false, false)
+    return state, TimeStep(state.position, jnp.zeros((), jnp.float32), false, false)
 
 
 def sample_goal(key) -> GoalTask:

@@ -13,7 +13,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from metajax.envs.point_nav import GoalTask, PointState, _first_timestep
+from metajax.envs.point_nav import GoalTask, PointState, reset_at_origin
 from metajax.envs.tasks import TaskFamily
 from metajax.types import TimeStep
 
@@ -30,9 +30,7 @@ class PointRobotSparse:
     action_size: int = 2
 
     def reset(self, key, task: GoalTask):
-        del key
-        state = PointState(jnp.zeros(2, jnp.float32), jnp.zeros((), jnp.int32))
-        return state, _first_timestep(state.position)
+        return reset_at_origin(key, task)
 
     def step(self, key, state: PointState, action, task: GoalTask):
         del key
