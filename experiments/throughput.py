@@ -6,6 +6,9 @@
 Workload per meta-iteration: M tasks x 20 trajectories x 100 steps, pre- and post-update
 (M = 20 gives 80k env steps). Rows: MAML with the TRPO outer step at each M, MAML with the Adam
 outer step, and the raw rollout (policy sampling + env stepping, no learning) at the same batch.
+At M = 640 the second-order Fisher-vector products need more than 24 GiB at once, so the
+``--large-tasks`` sizes compute them over chunks of 40 tasks in turn (``fisher_task_chunks``);
+the workload is labelled ``MAML-TRPO/<chunks>``.
 The breakdown splits a TRPO meta-iteration into data collection (rollouts + inner update) and the
 outer step. Figures are medians over ``--repeats`` timed calls after one compile call.
 """
@@ -37,9 +40,9 @@ def _time(fn, *args, repeats: int):
     return compile_s, statistics.median(times)
 
 
-def measure(tasks: int, outer: str, repeats: int, part: str = "meta_step") -> dict:
+def measure(tasks: int, outer: str, repeats: int, part: str = "meta_step", chunks: int = 1) -> dict:
     env, task_dist = metajax.make("point-nav-v1")
-    cfg = MAMLConfig(meta_batch_size=tasks, outer_optimizer=outer)
+    cfg = MAMLConfig(meta_batch_size=tasks, outer_optimizer=outer, fisher_task_chunks=chunks)
     learner = make_maml(env, task_dist, cfg)
     state = learner.init(jax.random.key(0))
     steps_per_rollout = tasks * cfg.rollouts_per_task * env.horizon
@@ -61,29 +64,33 @@ def measure(tasks: int, outer: str, repeats: int, part: str = "meta_step") -> di
     else:
         raise ValueError(f"part must be one of meta_step, collect, rollout; got {part!r}")
     compile_s, seconds = _time(fn, *args, repeats=repeats)
-    return {"workload": part if part != "meta_step" else f"MAML-{outer.upper()}", "tasks": tasks,
+    name = part if part != "meta_step" else f"MAML-{outer.upper()}" + (f"/{chunks}" if chunks > 1 else "")
+    return {"workload": name, "tasks": tasks,
             "env_steps": env_steps, "seconds": seconds, "steps_per_s": env_steps / seconds,
             "compile_s": compile_s}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", type=int, nargs="+", default=[20, 40, 160, 640])
+    parser.add_argument("--tasks", type=int, nargs="+", default=[20, 40, 160])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-breakdown", action="store_true")
+    parser.add_argument("--large-tasks", type=int, nargs="*", default=[640],
+                        help="sizes timed with the Fisher product chunked by 40 tasks (less memory)")
     args = parser.parse_args(argv)
     if args.repeats < 1 or min(args.tasks) < 1:
         parser.error("--repeats and --tasks must be positive")
     device = jax.devices()[0]
     print(f"device: {device.platform} / {device.device_kind}; jax {jax.__version__}")
-    jobs = [(m, "trpo", part) for m in args.tasks for part in ("meta_step", "rollout")]
-    jobs.append((args.tasks[0], "adam", "meta_step"))
+    jobs = [(m, "trpo", part, 1) for m in args.tasks for part in ("meta_step", "rollout")]
+    jobs += [(m, "trpo", part, max(1, m // 40)) for m in args.large_tasks for part in ("meta_step", "rollout")]
+    jobs.append((args.tasks[0], "adam", "meta_step", 1))
     if not args.no_breakdown:
-        jobs.append((args.tasks[0], "trpo", "collect"))
+        jobs.append((args.tasks[0], "trpo", "collect", 1))
     print(f"\n{'workload':<12} {'tasks':>6} {'env steps':>10} {'s/iter':>8} {'steps/s':>10} {'compile s':>10}")
     rows = []
-    for tasks, outer, part in jobs:
-        r = measure(tasks, outer, args.repeats, part)
+    for tasks, outer, part, chunks in jobs:
+        r = measure(tasks, outer, args.repeats, part, chunks)
         rows.append(r)
         print(f"{r['workload']:<12} {r['tasks']:>6} {r['env_steps']:>10} {r['seconds']:>8.3f} "
               f"{r['steps_per_s']:>10.0f} {r['compile_s']:>10.1f}", flush=True)

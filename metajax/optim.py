@@ -101,6 +101,8 @@ def trpo_step(
     backtrack_ratio: float = 0.8,
     max_backtracks: int = 15,
     loss_and_kl_fn: Callable | None = None,
+    kl_part_fn: Callable | None = None,
+    num_parts: int = 1,
 ):
     """One natural-gradient step with a KL trust region (Schulman et al. 2015).
 
@@ -109,6 +111,9 @@ def trpo_step(
       kl_fn: params -> scalar mean KL(old policy || policy at params); 0 with zero gradient at
         ``params``.
       loss_and_kl_fn: optional params -> (loss, kl) sharing work, used by the line search.
+      kl_part_fn: optional (params, i) -> KL of part i of the batch, with kl = mean_i of the
+        ``num_parts`` parts; the Fisher-vector product is then summed part by part (``lax.map``),
+        which bounds memory by one part at the cost of re-linearising each part per product.
     Returns:
       (new_params, TRPOInfo).
     """
@@ -120,7 +125,12 @@ def trpo_step(
     else:
         flat_both = lambda v: loss_and_kl_fn(unravel(v))
     loss_before, grad = jax.value_and_grad(flat_loss)(flat)
-    fisher = hvp_at(flat_kl, flat)
+    if kl_part_fn is None or num_parts == 1:
+        fisher = hvp_at(flat_kl, flat)
+    else:
+        def fisher(v):
+            part_hvp = lambda i: hvp_at(lambda x: kl_part_fn(unravel(x), i), flat)(v)
+            return jnp.mean(jax.lax.map(part_hvp, jnp.arange(num_parts)), axis=0)
     matvec = lambda v: fisher(v) + cg_damping * v
     direction = conjugate_gradient(matvec, -grad, cg_iters)
     curvature = jnp.vdot(direction, matvec(direction))

@@ -44,6 +44,17 @@ class MAMLConfig(Config):
     discount: float = option(0.99, low=0.0, high=1.0, help="discount gamma")
     gae_lambda: float = option(1.0, low=0.0, high=1.0, help="GAE lambda")
     normalize_advantages: bool = option(True, help="centre and scale advantages per batch")
+    remat: bool = option(False, help="recompute the inner update in the outer step (less memory)")
+    fisher_task_chunks: int = option(1, low=1, help="compute the Fisher product over this many "
+                                     "task chunks in turn (less memory, more compute)")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.meta_batch_size % self.fisher_task_chunks:
+            raise ValueError(
+                f"MAMLConfig.fisher_task_chunks must divide meta_batch_size={self.meta_batch_size}, "
+                f"got {self.fisher_task_chunks}"
+            )
     hidden_sizes: tuple = option((100, 100), low=1, help="policy MLP widths")
     init_log_std: float = option(0.0, low=-5.0, high=2.0, help="initial policy log-std")
 
@@ -121,9 +132,11 @@ def make_maml_parts(env, task_dist, config: MAMLConfig, policy=None) -> MAMLPart
         post = sample(adapted, task, post_key)
         return adapted, inner_data, post, advantages(post)
 
+    outer_replay = jax.checkpoint(replay) if cfg.remat else replay
+
     def task_outer(params, old_adapted, inner_data, post: Transition, post_adv):
         """(surrogate, KL) of one task's post-update policy, differentiable through adaptation."""
-        new_dist, _ = policy.apply(replay(params, inner_data), post.observation)
+        new_dist, _ = policy.apply(outer_replay(params, inner_data), post.observation)
         old_dist, _ = policy.apply(old_adapted, post.observation)
         logp = new_dist.log_prob(post.action)
         surrogate = losses.importance_surrogate(logp, post.log_prob, post_adv, post.valid)
@@ -162,6 +175,7 @@ def make_maml(env, task_dist, config: MAMLConfig = MAMLConfig(), policy=None) ->
     parts = make_maml_parts(env, task_dist, cfg, policy)
     policy = parts.policy
     outer_adam = optax.adam(cfg.outer_lr)
+    chunks = cfg.fisher_task_chunks
 
     def meta_step(state: MetaState, key):
         data = parts.collect(state.params, key)
@@ -172,6 +186,8 @@ def make_maml(env, task_dist, config: MAMLConfig = MAMLConfig(), policy=None) ->
                 surrogate, kl, state.params, cfg.max_kl, cfg.cg_iters, cfg.cg_damping,
                 cfg.backtrack_ratio, cfg.max_backtracks,
                 loss_and_kl_fn=lambda params: parts.surrogate_and_kl(params, data),
+                kl_part_fn=lambda params, i: parts.kl(params, _task_chunk(data, i, chunks)),
+                num_parts=chunks,
             )
             opt_state = state.opt_state
             outer = {"loss_before": info.loss_before, "loss_after": info.loss_after,
@@ -217,3 +233,11 @@ def make_maml(env, task_dist, config: MAMLConfig = MAMLConfig(), policy=None) ->
         adapt_step=adapt_step,
         start_adaptation=lambda params: params,
     )
+
+
+def _task_chunk(data, index, num_chunks: int):
+    """Chunk ``index`` of ``num_chunks`` equal slices along the task axis of every leaf."""
+    def take(x):
+        size = x.shape[0] // num_chunks
+        return jax.lax.dynamic_slice_in_dim(x, index * size, size, axis=0)
+    return jax.tree.map(take, data)
