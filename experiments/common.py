@@ -46,6 +46,7 @@ def plot_adaptation(path: str, curves: dict, title: str, horizontal: dict | None
         ax.errorbar(steps, means, yerr=errs, label=label, linestyle=style, marker="o", capsize=3)
     for label, y in (horizontal or {}).items():
         ax.axhline(y, linestyle=":", color="gray" if "paper" in label else "black", label=label)
+    ax.set_xticks(range(max(len(m) for m, _ in curves.values())))
     ax.set_xlabel("adaptation steps")
     ax.set_ylabel("average return")
     ax.set_title(title)

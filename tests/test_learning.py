@@ -25,3 +25,16 @@ def test_maml_point_nav_post_adaptation_beats_pre_adaptation():
     assert float(after.mean[1]) > -25.0, after.mean
     assert gain_after > 15.0 and gain_after > gain_before + 8.0, (gain_before, gain_after)
     assert float(metrics["post_return"][-3:].mean()) > float(metrics["pre_return"][-3:].mean()) + 10
+
+
+@pytest.mark.heavy
+def test_maml_navigation_reproduces_one_step_result(tmp_path):
+    """The full default experiment (~10 min on 2 CPU cores): Finn et al. 2017, Fig. 5, one step."""
+    from experiments import maml_navigation
+
+    maml_navigation.main(["--out-dir", str(tmp_path), "--progress", "false"])
+    import json
+
+    rows = json.loads((tmp_path / "results.json").read_text())
+    assert rows[1]["maml_mean"] >= -12.8, rows[1]
+    assert rows[0]["maml_mean"] < rows[1]["maml_mean"] - 15, rows[:2]
