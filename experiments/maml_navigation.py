@@ -32,7 +32,9 @@ TARGETS = {1: -12.8, 2: -3.6}  # issue #2's acceptance thresholds on the 40 test
 def run(maml_cfg: MAMLConfig, train_cfg: TrainConfig, eval_cfg: EvalConfig, resume=False) -> dict:
     env, task_dist = metajax.make(ENV_NAME)
     learner = make_maml(env, task_dist, maml_cfg)
-    run_config = {"env": ENV_NAME, "maml": maml_cfg.to_dict(), "train": train_cfg.to_dict()}
+    # what must match on --resume: everything but the length of the run and the progress bar
+    resumable = {k: v for k, v in train_cfg.to_dict().items() if k not in ("iterations", "progress")}
+    run_config = {"env": ENV_NAME, "maml": maml_cfg.to_dict(), "train": resumable}
     start = time.perf_counter()
     state, history = train(learner, train_cfg, run_config, resume=resume)
     train_seconds = time.perf_counter() - start

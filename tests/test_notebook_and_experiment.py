@@ -34,9 +34,12 @@ def test_maml_navigation_experiment_smoke(tmp_path):
     assert rows[1]["paper_maml"] == -11.7 and rows[0]["oracle_mean"] > -5.0
     assert (out / "adaptation.png").stat().st_size > 1000
     assert len((out / "metrics.csv").read_text().splitlines()) == 3
-    # resuming a finished run trains nothing more and keeps the log intact
+    # resuming a finished run trains nothing more and keeps the log intact; a longer run extends it
     maml_navigation.main(argv + ["--resume"])
     assert len((out / "metrics.csv").read_text().splitlines()) == 3
+    longer = ["3" if a == "2" and argv[i - 1] == "--iterations" else a for i, a in enumerate(argv)]
+    maml_navigation.main(longer + ["--resume"])
+    assert len((out / "metrics.csv").read_text().splitlines()) == 4
 
 
 def test_experiment_rejects_bad_flags(capsys):
