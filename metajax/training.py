@@ -79,6 +79,8 @@ def train(
             f"{config.out_dir} already holds checkpoints (latest step {latest}); pass --resume to "
             "continue or choose another out_dir"
         )
+    else:  # a fresh start: rows of an earlier attempt that never reached a checkpoint are stale
+        log.truncate_after(0)
     chunks: dict[int, Callable] = {}
     bar = _progress(config, int(state.step))
     while int(state.step) < config.iterations:

@@ -77,3 +77,9 @@ def test_cli_overrides_and_errors(capsys):
     with pytest.raises(SystemExit):
         parse_configs([MAMLConfig(), TrainConfig()], ["--max-kl", "-1"])
     assert "MAMLConfig.max_kl must be in (0.0, inf)" in capsys.readouterr().err
+
+
+def test_fresh_start_drops_rows_of_an_attempt_that_never_checkpointed(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"iteration": 1, "stale": 1.0}) + "\n")
+    _, rows = train(_learner(), _train_cfg(tmp_path, 2), {}, resume=True)
+    assert [r["iteration"] for r in rows] == [1, 2] and all("stale" not in r for r in rows)
