@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 
 import metajax
-from metajax.learners.maml import MAMLConfig, make_maml, make_maml_parts
+from metajax.learners.inner_loop import make_inner_loop
+from metajax.learners.maml import MAMLConfig, make_maml
 from metajax.rollout import policy_act, rollout
 
 
@@ -50,8 +51,8 @@ def measure(tasks: int, outer: str, repeats: int, part: str = "meta_step", chunk
         fn, env_steps = (lambda s, k: learner.meta_step(s, k)), steps_per_rollout * (cfg.inner_steps + 1)
         args = (state,)
     elif part == "collect":
-        parts = make_maml_parts(env, task_dist, cfg)
-        fn, env_steps = parts.collect, steps_per_rollout * (cfg.inner_steps + 1)
+        loop = make_inner_loop(env, task_dist, cfg)
+        fn, env_steps = loop.collect, steps_per_rollout * (cfg.inner_steps + 1)
         args = (state.params,)
     elif part == "rollout":
         def fn(params, key):

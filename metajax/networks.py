@@ -84,3 +84,11 @@ class CategoricalMLPPolicy(nn.Module):
         logits = MLP(self.hidden_sizes, self.activation, out_size=self.num_actions, out_scale=0.01)(obs)
         value = ValueHead(self.hidden_sizes, self.activation)(obs) if self.value_head else None
         return distrax.Categorical(logits=logits), value
+
+
+def default_policy(env, hidden_sizes: Sequence[int] = (100, 100), init_log_std: float = 0.0):
+    """Categorical MLP for envs with ``num_actions`` (discrete), else the Gaussian MLP."""
+    num_actions = getattr(env, "num_actions", None)
+    if num_actions:
+        return CategoricalMLPPolicy(num_actions, tuple(hidden_sizes))
+    return GaussianMLPPolicy(env.action_size, tuple(hidden_sizes), init_log_std=init_log_std)

@@ -9,7 +9,7 @@ from metajax.envs import AutoReset, EpisodeStats
 from metajax.envs.point_nav import GoalTask
 from metajax.testing import check_env
 
-NAMES = ["point-nav-v1", "point-robot-sparse-v1"]
+NAMES = ["point-nav-v1", "point-robot-sparse-v1", "cartpole-params-v1", "tabular-mdp-v1"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -96,3 +96,67 @@ def test_auto_reset_keeps_task_and_episode_stats():
     np.testing.assert_allclose(ts.observation[99], [0.0, 0.0])
     np.testing.assert_allclose(ts.reward[100], -np.hypot(0.45, 0.45), rtol=1e-6)
     assert int(state.episode_length) == 50
+
+
+def test_cartpole_params_definition():
+    from metajax.envs.cartpole_params import CartPoleTask
+
+    env, tasks = metajax.make("cartpole-params-v1")
+    assert env.horizon == 500 and env.observation_size == 4 and env.num_actions == 2
+    sampled = jax.vmap(tasks.sample)(jax.random.split(jax.random.key(0), 4000))
+    for name, default in (("half_length", 0.5), ("pole_mass", 0.1), ("cart_mass", 1.0)):
+        ratio = np.asarray(getattr(sampled, name)) / default
+        assert ratio.min() >= 0.5 - 1e-6 and ratio.max() <= 2.0 + 1e-6
+        assert ratio.min() < 0.52 and ratio.max() > 1.9
+        # log2 of the scale is uniform on [-1, 1]: mean 0, variance 1/3
+        assert abs(np.log2(ratio).mean()) < 0.05 and abs(np.log2(ratio).var() - 1 / 3) < 0.03
+    state, ts = env.reset(jax.random.key(1), tasks.sample(jax.random.key(2)))
+    assert np.all(np.abs(np.asarray(ts.observation)) <= 0.05)
+    # one Euler step of CartPole-v1 by hand, at the default physics with a heavier cart
+    task = CartPoleTask(jnp.float32(0.5), jnp.float32(0.1), jnp.float32(2.0))
+    start = state._replace(physics=jnp.array([0.1, -0.2, 0.05, 0.3]))
+    _, ts = env.step(jax.random.key(3), start, jnp.int32(1), task)
+    x, v, a, w = 0.1, -0.2, 0.05, 0.3
+    total, moment = 2.1, 0.1 * 0.5
+    temp = (10.0 + moment * w**2 * np.sin(a)) / total
+    a_acc = (9.8 * np.sin(a) - np.cos(a) * temp) / (0.5 * (4 / 3 - 0.1 * np.cos(a) ** 2 / total))
+    x_acc = temp - moment * a_acc * np.cos(a) / total
+    expected = [x + 0.02 * v, v + 0.02 * x_acc, a + 0.02 * w, w + 0.02 * a_acc]
+    np.testing.assert_allclose(ts.observation, expected, rtol=1e-5, atol=1e-6)
+    assert float(ts.reward) == 1.0 and not bool(ts.terminated)
+    # terminated past 12 degrees or |x| > 2.4
+    tilted = start._replace(physics=jnp.array([0.0, 0.0, 0.2094, 1.0]))
+    assert bool(env.step(jax.random.key(3), tilted, jnp.int32(0), task)[1].terminated)
+    off = start._replace(physics=jnp.array([2.399, 1.0, 0.0, 0.0]))
+    assert bool(env.step(jax.random.key(3), off, jnp.int32(1), task)[1].terminated)
+
+
+def test_tabular_mdp_definition_and_exact_solvers():
+    from metajax.envs.tabular_mdp import MDPTask, expected_return, optimal_return
+
+    env, tasks = metajax.make("tabular-mdp-v1")
+    assert (env.num_states, env.num_actions, env.horizon) == (10, 5, 10)
+    sampled = jax.vmap(tasks.sample)(jax.random.split(jax.random.key(0), 2000))
+    assert sampled.reward_mean.shape == (2000, 10, 5) and sampled.transitions.shape == (2000, 10, 5, 10)
+    assert abs(float(sampled.reward_mean.mean()) - 1.0) < 0.02
+    assert abs(float(sampled.reward_mean.std()) - 1.0) < 0.02
+    np.testing.assert_allclose(sampled.transitions.sum(-1), 1.0, rtol=1e-5)
+    # Dirichlet(1, ..., 1) over 10 states: each probability has mean 0.1 and variance 0.9/110
+    assert abs(float(sampled.transitions.var()) - 0.9 / 110) < 5e-4
+    _, ts = env.reset(jax.random.key(0), jax.tree.map(lambda x: x[0], sampled))
+    np.testing.assert_array_equal(ts.observation, np.eye(10)[0])
+    # a hand-solved 2-state MDP: staying in state 1 pays 2 per step, getting there costs a step
+    task = MDPTask(jnp.array([[1.0, 0.0], [0.0, 2.0]]),
+                   jnp.array([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]]))
+    # H=1: take the 1; H=3: move (0) then stay (2 + 2) = 4 beats 1 + 1 + 1
+    assert float(optimal_return(task, 1)) == 1.0 and float(optimal_return(task, 3)) == 4.0
+    uniform = jnp.full((2, 2), 0.5)
+    # exact evaluation of the uniform policy equals a Monte Carlo estimate
+    small = env.__class__(num_states=2, num_actions=2, horizon=3, reward_noise=0.0)
+    from metajax.rollout import rollout
+
+    def act(key, obs):
+        return jax.random.randint(key, obs.shape[:1], 0, 2), jnp.full(obs.shape[:1], np.log(0.5))
+    batch = rollout(small, act, task, jax.random.key(4), 20000)
+    mc = float((batch.reward * batch.valid).sum(0).mean())
+    assert abs(mc - float(expected_return(uniform, task, 3))) < 0.03

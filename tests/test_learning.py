@@ -4,7 +4,10 @@ import pytest
 
 import metajax
 from metajax.evaluation import evaluate
-from metajax.learners.maml import MAMLConfig, make_maml
+from metajax.learners import (
+    MAMLConfig, MetaSGDConfig, ProMPConfig, ReptileConfig, make_maml, make_meta_sgd, make_promp,
+    make_reptile,
+)
 from metajax.training import make_chunk
 
 
@@ -25,6 +28,31 @@ def test_maml_point_nav_post_adaptation_beats_pre_adaptation():
     assert float(after.mean[1]) > -25.0, after.mean
     assert gain_after > 15.0 and gain_after > gain_before + 8.0, (gain_before, gain_after)
     assert float(metrics["post_return"][-3:].mean()) > float(metrics["pre_return"][-3:].mean()) + 10
+
+
+# (factory, config, meta-iterations, min return after 1 step, min gain of that step); measured on a
+# 2-core CPU with these seeds: FO-MAML -22.9 (gain 17.2), Meta-SGD -14.0 (24.8), ProMP -14.1 (24.8),
+# Reptile -15.9 (22.3); the untrained policy gets -65 after one step (gain 12.8).
+FAMILY = {
+    "fo-maml": (make_maml, MAMLConfig(meta_batch_size=20, first_order=True), 15, -28.0, 12.0),
+    "meta-sgd": (make_meta_sgd, MetaSGDConfig(meta_batch_size=20), 15, -22.0, 18.0),
+    "promp": (make_promp, ProMPConfig(meta_batch_size=20, inner_lr=0.5), 15, -22.0, 18.0),
+    "reptile": (make_reptile, ReptileConfig(meta_batch_size=20), 40, -24.0, 15.0),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(FAMILY))
+def test_gradient_family_learns_to_adapt_on_point_nav(name):
+    factory, config, iterations, min_post, min_gain = FAMILY[name]
+    env, task_dist = metajax.make("point-nav-v1")
+    learner = factory(env, task_dist, config)
+    state = learner.init(jax.random.key(0))
+    tasks = task_dist.test_tasks(20)
+    state, _ = make_chunk(learner, iterations)(state)
+    after = jax.jit(lambda p: evaluate(learner, env, p, tasks, jax.random.key(1), 1, 20))(state.params)
+    assert float(after.mean[1]) > min_post, after.mean
+    assert float(after.mean[1] - after.mean[0]) > min_gain, after.mean
 
 
 @pytest.mark.heavy

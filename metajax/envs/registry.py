@@ -1,12 +1,16 @@
 """``make("name-vN") -> (env, task_distribution)``; the one place names map to task families."""
 from __future__ import annotations
 
+from metajax.envs.cartpole_params import make_cartpole_params
 from metajax.envs.point_nav import make_point_nav
 from metajax.envs.point_robot_sparse import make_point_robot_sparse
+from metajax.envs.tabular_mdp import make_tabular_mdp
 
 _REGISTRY = {
     "point-nav-v1": make_point_nav,
     "point-robot-sparse-v1": make_point_robot_sparse,
+    "cartpole-params-v1": make_cartpole_params,
+    "tabular-mdp-v1": make_tabular_mdp,
 }
 
 

@@ -1,0 +1,190 @@
+"""The inner loop shared by the gradient-based meta-learners (MAML, FO-MAML, Meta-SGD, ProMP, Reptile).
+
+Inner loop: ``K`` policy-gradient steps ``phi <- phi - alpha * grad L_in(phi)`` on ``B`` fresh
+rollouts of the task per step, advantages from the linear feature baseline (or plain returns),
+centred and scaled per batch; ``L_in`` is one of the estimator objectives of
+``metajax.estimators``. ``alpha`` is the configured scalar, or a learned per-parameter tree
+(Meta-SGD). Everything here is a pure function of (meta-parameters, data); the learners differ in
+the outer step they take on top.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from metajax import baselines, losses
+from metajax.config import Config, option
+from metajax.estimators import ESTIMATORS, inner_objective
+from metajax.networks import default_policy
+from metajax.rollout import episode_returns, policy_act, rollout
+from metajax.types import Transition
+
+
+@dataclasses.dataclass(frozen=True)
+class InnerLoopConfig(Config):
+    meta_batch_size: int = option(40, low=1, help="tasks per meta-iteration (M)")
+    rollouts_per_task: int = option(20, low=1, help="episodes per task per adaptation step (B)")
+    inner_steps: int = option(1, low=1, high=10, help="inner policy-gradient steps (K)")
+    inner_lr: float = option(0.5, low=0.0, low_open=True, help="inner step size alpha")
+    first_order: bool = option(False, help="drop second-order terms of the meta-gradient")
+    estimator: str = option("maml", choices=ESTIMATORS, help="inner objective / meta-gradient "
+                            "estimator (see metajax.estimators)")
+    baseline: str = option("linear", choices=("linear", "none"), help="advantage baseline")
+    discount: float = option(0.99, low=0.0, high=1.0, help="discount gamma")
+    gae_lambda: float = option(1.0, low=0.0, high=1.0, help="GAE lambda")
+    normalize_advantages: bool = option(True, help="centre and scale advantages per batch")
+    remat: bool = option(False, help="recompute the inner update in the outer step (less memory)")
+    hidden_sizes: tuple = option((100, 100), low=1, help="policy MLP widths")
+    init_log_std: float = option(0.0, low=-5.0, high=2.0, help="initial policy log-std")
+
+
+class MetaBatch(NamedTuple):
+    """One meta-iteration's data, leaves ``[M, ...]``: the fast weights it was collected with, the
+    inner data (K batches and their advantages), and the post-update batch and advantages."""
+
+    adapted: Any
+    inner_data: tuple
+    post: Transition
+    post_advantages: jax.Array
+
+
+class InnerLoop(NamedTuple):
+    """The pure pieces; ``meta`` is the meta-parameter pytree, ``fast`` the policy's weights."""
+
+    policy: Any
+    start: Callable  # meta -> fast weights before adaptation
+    advantages: Callable  # batch [T, B] -> advantages [T, B]
+    inner_update: Callable  # (meta, fast, batch, adv, lr_scale=1) -> fast after one inner step
+    adapt_collect: Callable  # (meta, task, key) -> (adapted, inner_data)
+    replay: Callable  # (meta, inner_data) -> [fast before step 1, ..., after step K], differentiable
+    collect: Callable  # (meta, key) -> MetaBatch over a fresh meta-batch of tasks
+    post_log_prob: Callable  # (meta, MetaBatch) -> (new log-probs [M, T, B], KL(old || new) [M])
+    inner_kl: Callable  # (meta, old_meta, MetaBatch) -> mean KL of the pre-step policies on inner data
+
+
+def make_inner_loop(env, task_dist, config: InnerLoopConfig, policy=None,
+                    learned_step_sizes: bool = False) -> InnerLoop:
+    """Build the inner loop for ``env``. With ``learned_step_sizes`` the meta-parameters are
+    ``{"policy": weights, "step_size": tree like weights}`` (Meta-SGD); otherwise the weights."""
+    cfg = config
+    if policy is None:
+        policy = default_policy(env, cfg.hidden_sizes, cfg.init_log_std)
+
+    def start(meta):
+        return meta["policy"] if learned_step_sizes else meta
+
+    def advantages(batch: Transition) -> jax.Array:
+        """Baseline-corrected advantages of one task's batch ``[T, B]``."""
+        returns = losses.discounted_returns(batch.reward, batch.valid, cfg.discount)
+        if cfg.baseline == "linear":
+            values = baselines.fit_predict(batch.observation, batch.time, returns, batch.valid)
+        else:
+            values = jnp.zeros_like(returns)
+        adv = losses.gae_advantages(batch.reward, values, batch.valid, cfg.discount, cfg.gae_lambda)
+        return losses.normalize(adv, batch.valid) if cfg.normalize_advantages else adv
+
+    def inner_loss(fast, batch: Transition, adv) -> jax.Array:
+        dist, _ = policy.apply(fast, batch.observation)
+        log_probs = dist.log_prob(batch.action)
+        return inner_objective(cfg.estimator, log_probs, batch.log_prob, adv, batch.valid)
+
+    def inner_update(meta, fast, batch: Transition, adv, lr_scale=1.0):
+        grads = jax.grad(inner_loss)(fast, batch, adv)
+        if cfg.first_order:
+            grads = jax.lax.stop_gradient(grads)
+        if learned_step_sizes:
+            return jax.tree.map(lambda p, a, g: p - lr_scale * a * g, fast, meta["step_size"], grads)
+        return jax.tree.map(lambda p, g: p - lr_scale * cfg.inner_lr * g, fast, grads)
+
+    def sample(fast, task, key) -> Transition:
+        return rollout(env, policy_act(policy.apply, fast), task, key, cfg.rollouts_per_task)
+
+    def adapt_collect(meta, task, key):
+        """K inner steps on fresh rollouts; returns the adapted weights and the data used."""
+        batches, advs = [], []
+        adapted = start(meta)
+        for step_key in jax.random.split(key, cfg.inner_steps):
+            batch = sample(adapted, task, step_key)
+            adv = advantages(batch)
+            adapted = inner_update(meta, adapted, batch, adv)
+            batches.append(batch)
+            advs.append(adv)
+        return adapted, (batches, advs)
+
+    def replay(meta, inner_data):
+        fast = [start(meta)]
+        for batch, adv in zip(*inner_data):
+            fast.append(inner_update(meta, fast[-1], batch, adv))
+        return fast
+
+    def collect_task(meta, task, key):
+        adapt_key, post_key = jax.random.split(key)
+        adapted, inner_data = adapt_collect(meta, task, adapt_key)
+        post = sample(adapted, task, post_key)
+        return adapted, inner_data, post, advantages(post)
+
+    def collect(meta, key) -> MetaBatch:
+        task_key, rollout_key = jax.random.split(key)
+        tasks = jax.vmap(task_dist.sample)(jax.random.split(task_key, cfg.meta_batch_size))
+        keys = jax.random.split(rollout_key, cfg.meta_batch_size)
+        batch = jax.vmap(collect_task, in_axes=(None, 0, 0))(meta, tasks, keys)
+        return MetaBatch(*jax.lax.stop_gradient(batch))
+
+    adapted_of = jax.checkpoint(lambda m, d: replay(m, d)[-1]) if cfg.remat else (lambda m, d: replay(m, d)[-1])
+
+    def task_post(meta, old_adapted, inner_data, post: Transition):
+        new_dist, _ = policy.apply(adapted_of(meta, inner_data), post.observation)
+        old_dist, _ = policy.apply(old_adapted, post.observation)
+        return new_dist.log_prob(post.action), losses.mean_kl(old_dist, new_dist, post.valid)
+
+    def post_log_prob(meta, data: MetaBatch):
+        """Post-update log-probs at ``meta`` (through the adaptation) and the post-update KL."""
+        return jax.vmap(task_post, in_axes=(None, 0, 0, 0))(meta, data.adapted, data.inner_data, data.post)
+
+    def task_inner_kl(meta, old_meta, inner_data):
+        new, old = replay(meta, inner_data), replay(old_meta, inner_data)
+        kls = []
+        for k, batch in enumerate(inner_data[0]):
+            new_dist, _ = policy.apply(new[k], batch.observation)
+            old_dist, _ = policy.apply(old[k], batch.observation)
+            kls.append(losses.mean_kl(old_dist, new_dist, batch.valid))
+        return jnp.mean(jnp.stack(kls))
+
+    def inner_kl(meta, old_meta, data: MetaBatch):
+        old_meta = jax.lax.stop_gradient(old_meta)
+        return jnp.mean(jax.vmap(task_inner_kl, in_axes=(None, None, 0))(meta, old_meta, data.inner_data))
+
+    return InnerLoop(policy, start, advantages, inner_update, adapt_collect, replay, collect,
+                     post_log_prob, inner_kl)
+
+
+def adaptation_metrics(loop: InnerLoop, meta, data: MetaBatch) -> dict:
+    """Mean episode return before adaptation and after it, and the policy's mean std if Gaussian."""
+    fast = loop.start(meta)
+    log_std = fast.get("params", {}).get("log_std") if isinstance(fast, dict) else None
+    return {
+        "pre_return": jnp.mean(jax.vmap(episode_returns)(data.inner_data[0][0])),
+        "post_return": jnp.mean(jax.vmap(episode_returns)(data.post)),
+        "policy_std": jnp.zeros(()) if log_std is None else jnp.mean(jnp.exp(log_std)),
+    }
+
+
+def gradient_learner_api(loop: InnerLoop, policy_apply: Callable) -> dict:
+    """``adapt``, ``adapt_step``, ``make_policy`` and ``start_adaptation`` shared by these learners."""
+
+    def adapt(meta, task, key):
+        """Fast weights after ``K`` inner steps on ``task`` (the inner data is sampled here)."""
+        return loop.adapt_collect(meta, task, key)[0]
+
+    def adapt_step(meta, adapted, batch: Transition, lr_scale=1.0):
+        return loop.inner_update(meta, adapted, batch, loop.advantages(batch), lr_scale)
+
+    def make_policy(meta, adapted=None):
+        weights = loop.start(meta) if adapted is None else adapted
+        return lambda obs: policy_apply(weights, obs)
+
+    return dict(adapt=adapt, adapt_step=adapt_step, make_policy=make_policy,
+                start_adaptation=loop.start)
