@@ -38,14 +38,44 @@ class TrainConfig(Config):
             )
 
 
-def make_chunk(learner: MetaLearner, length: int) -> Callable:
-    """A jitted ``state -> (state, metrics [length, ...])`` running ``length`` meta-iterations."""
-
+def _scan_chunk(learner: MetaLearner, length: int) -> Callable:
     def body(state: MetaState, _):
         key, step_key = jax.random.split(state.key)
         return learner.meta_step(state._replace(key=key), step_key)
 
-    return jax.jit(lambda state: jax.lax.scan(body, state, None, length=length))
+    return lambda state: jax.lax.scan(body, state, None, length=length)
+
+
+def make_chunk(learner: MetaLearner, length: int) -> Callable:
+    """A jitted ``state -> (state, metrics [length, ...])`` running ``length`` meta-iterations."""
+    return jax.jit(_scan_chunk(learner, length))
+
+
+def train_seeds(learner: MetaLearner, seeds, iterations: int, chunk_size: int = 5,
+                progress: bool = False) -> tuple[MetaState, dict]:
+    """Meta-train one run per seed at once, vmapping the compiled chunks over seeds.
+
+    Returns the final states (leaves ``[S, ...]``) and the metrics as ``{name: array [S, iterations]}``.
+    No checkpoints: meant for comparisons; use ``train`` for long runs.
+    """
+    states = jax.vmap(learner.init)(jnp.stack([jax.random.key(int(s)) for s in seeds]))
+    chunks: dict[int, Callable] = {}
+    history: list[dict] = []
+    bar = _progress(TrainConfig(iterations=iterations, progress=progress), 0)
+    done = 0
+    while done < iterations:
+        length = min(chunk_size, iterations - done)
+        if length not in chunks:
+            chunks[length] = jax.jit(jax.vmap(_scan_chunk(learner, length)))
+        states, metrics = chunks[length](states)
+        history.append(jax.device_get(metrics))
+        done += length
+        if bar is not None:
+            bar.update(length)
+    if bar is not None:
+        bar.close()
+    stacked = {k: np.concatenate([h[k] for h in history], axis=1) for k in history[0]}
+    return states, stacked
 
 
 def train(
