@@ -5,7 +5,9 @@
 
 Workload per meta-iteration: M tasks x 20 trajectories x 100 steps, pre- and post-update
 (M = 20 gives 80k env steps). Rows: MAML with the TRPO outer step at each M, MAML with the Adam
-outer step, and the raw rollout (policy sampling + env stepping, no learning) at the same batch.
+outer step, the raw rollout (policy sampling + env stepping, no learning) at the same batch, and
+each learner of the gradient family (``--learners``; Reptile's two inner batches make the same
+80k steps) at the first M.
 At M = 640 the second-order Fisher-vector products need more than 24 GiB at once, so the
 ``--large-tasks`` sizes compute them over chunks of 40 tasks in turn (``fisher_task_chunks``);
 the workload is labelled ``MAML-TRPO/<chunks>``.
@@ -22,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 import metajax
+from experiments.gradient_family import LEARNERS, FamilyConfig, build
 from metajax.learners.inner_loop import make_inner_loop
 from metajax.learners.maml import MAMLConfig, make_maml
 from metajax.rollout import policy_act, rollout
@@ -41,10 +44,15 @@ def _time(fn, *args, repeats: int):
     return compile_s, statistics.median(times)
 
 
-def measure(tasks: int, outer: str, repeats: int, part: str = "meta_step", chunks: int = 1) -> dict:
+def measure(tasks: int, outer: str, repeats: int, part: str = "meta_step", chunks: int = 1,
+            learner_name: str | None = None) -> dict:
+    """One row; ``learner_name`` (a gradient_family learner) replaces MAML with ``outer``."""
     env, task_dist = metajax.make("point-nav-v1")
     cfg = MAMLConfig(meta_batch_size=tasks, outer_optimizer=outer, fisher_task_chunks=chunks)
-    learner = make_maml(env, task_dist, cfg)
+    if learner_name is None:
+        learner = make_maml(env, task_dist, cfg)
+    else:  # every family learner collects 2 batches per task per iteration, as MAML does
+        learner = build(learner_name, env, task_dist, FamilyConfig(meta_batch_size=tasks))
     state = learner.init(jax.random.key(0))
     steps_per_rollout = tasks * cfg.rollouts_per_task * env.horizon
     if part == "meta_step":
@@ -66,6 +74,7 @@ def measure(tasks: int, outer: str, repeats: int, part: str = "meta_step", chunk
         raise ValueError(f"part must be one of meta_step, collect, rollout; got {part!r}")
     compile_s, seconds = _time(fn, *args, repeats=repeats)
     name = part if part != "meta_step" else f"MAML-{outer.upper()}" + (f"/{chunks}" if chunks > 1 else "")
+    name = learner_name or name
     return {"workload": name, "tasks": tasks,
             "env_steps": env_steps, "seconds": seconds, "steps_per_s": env_steps / seconds,
             "compile_s": compile_s}
@@ -76,6 +85,8 @@ def main(argv=None):
     parser.add_argument("--tasks", type=int, nargs="+", default=[20, 40, 160])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-breakdown", action="store_true")
+    parser.add_argument("--learners", nargs="*", default=list(LEARNERS), choices=LEARNERS,
+                        help="gradient-family learners timed at the first --tasks size")
     parser.add_argument("--large-tasks", type=int, nargs="*", default=[640],
                         help="sizes timed with the Fisher product chunked by 40 tasks (less memory)")
     args = parser.parse_args(argv)
@@ -83,15 +94,17 @@ def main(argv=None):
         parser.error("--repeats and --tasks must be positive")
     device = jax.devices()[0]
     print(f"device: {device.platform} / {device.device_kind}; jax {jax.__version__}")
-    jobs = [(m, "trpo", part, 1) for m in args.tasks for part in ("meta_step", "rollout")]
-    jobs += [(m, "trpo", part, max(1, m // 40)) for m in args.large_tasks for part in ("meta_step", "rollout")]
-    jobs.append((args.tasks[0], "adam", "meta_step", 1))
+    jobs = [(m, "trpo", part, 1, None) for m in args.tasks for part in ("meta_step", "rollout")]
+    jobs += [(m, "trpo", part, max(1, m // 40), None) for m in args.large_tasks
+             for part in ("meta_step", "rollout")]
+    jobs.append((args.tasks[0], "adam", "meta_step", 1, None))
+    jobs += [(args.tasks[0], "trpo", "meta_step", 1, name) for name in args.learners]
     if not args.no_breakdown:
-        jobs.append((args.tasks[0], "trpo", "collect", 1))
+        jobs.append((args.tasks[0], "trpo", "collect", 1, None))
     print(f"\n{'workload':<12} {'tasks':>6} {'env steps':>10} {'s/iter':>8} {'steps/s':>10} {'compile s':>10}")
     rows = []
-    for tasks, outer, part, chunks in jobs:
-        r = measure(tasks, outer, args.repeats, part, chunks)
+    for tasks, outer, part, chunks, learner_name in jobs:
+        r = measure(tasks, outer, args.repeats, part, chunks, learner_name)
         rows.append(r)
         print(f"{r['workload']:<12} {r['tasks']:>6} {r['env_steps']:>10} {r['seconds']:>8.3f} "
               f"{r['steps_per_s']:>10.0f} {r['compile_s']:>10.1f}", flush=True)

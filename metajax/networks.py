@@ -92,3 +92,18 @@ def default_policy(env, hidden_sizes: Sequence[int] = (100, 100), init_log_std: 
     if num_actions:
         return CategoricalMLPPolicy(num_actions, tuple(hidden_sizes))
     return GaussianMLPPolicy(env.action_size, tuple(hidden_sizes), init_log_std=init_log_std)
+
+
+def distribution_params(dist) -> dict:
+    """The arrays that define a policy's distribution (inverse of ``distribution_from_params``)."""
+    if isinstance(dist, distrax.MultivariateNormalDiag):
+        return {"loc": dist.loc, "scale_diag": dist.scale_diag}
+    if isinstance(dist, distrax.Categorical):
+        return {"logits": dist.logits}
+    raise TypeError(f"no parameter view for {type(dist).__name__}")
+
+
+def distribution_from_params(params: dict):
+    if "logits" in params:
+        return distrax.Categorical(logits=params["logits"])
+    return distrax.MultivariateNormalDiag(params["loc"], params["scale_diag"])

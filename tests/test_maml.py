@@ -141,3 +141,27 @@ def test_chunked_fisher_product_equals_full():
     assert_trees_close(states[0], states[1], rtol=1e-3, atol=1e-5, what="chunked vs full Fisher")
     with pytest.raises(ValueError, match="fisher_task_chunks must divide meta_batch_size=4"):
         MAMLConfig(meta_batch_size=4, fisher_task_chunks=3)
+
+
+def test_gauss_newton_fisher_product_equals_the_kl_hessian_product():
+    env, tasks = metajax.make("point-nav-v1")
+    from metajax.learners.inner_loop import make_inner_loop
+    from metajax.optim import gauss_newton_product_at, hvp_at
+    from jax.flatten_util import ravel_pytree
+
+    cfg = MAMLConfig(**TINY)
+    loop = make_inner_loop(env, tasks, cfg)
+    params = make_maml(env, tasks, cfg).init(jax.random.key(0)).params
+    data = loop.collect(params, jax.random.key(1))
+    flat, unravel = ravel_pytree(params)
+    v = jax.random.normal(jax.random.key(2), flat.shape)
+    kl = lambda x: maml_surrogate_and_kl(loop, unravel(x), data)[1]
+    expected = hvp_at(kl, flat)(v)
+    got = gauss_newton_product_at(lambda x: loop.post_policy_params(unravel(x), data),
+                                  lambda out: loop.post_kl_from_params(data, out), flat)(v)
+    np.testing.assert_allclose(got, expected, rtol=2e-3, atol=1e-5 * float(jnp.abs(expected).max()))
+    assert float(jnp.abs(expected).max()) > 1e-3
+    states = [jax.jit(make_maml(env, tasks, MAMLConfig(**TINY, fisher_product=f)).meta_step)(
+        make_maml(env, tasks, cfg).init(jax.random.key(0)), jax.random.key(1)) for f in ("gauss_newton", "kl_hessian")]
+    from metajax.testing import assert_trees_close
+    assert_trees_close(states[0], states[1], rtol=1e-3, atol=1e-5, what="Gauss-Newton vs KL Hessian")

@@ -48,3 +48,29 @@ def test_experiment_rejects_bad_flags(capsys):
     with pytest.raises(SystemExit):
         maml_navigation.main(["--inner-lr", "-0.5"])
     assert "MAMLConfig.inner_lr must be in (0.0, inf)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_gradient_family_experiment_smoke(tmp_path):
+    from experiments import gradient_family
+
+    out = tmp_path / "family"
+    summary = gradient_family.main(["--smoke", "--out-dir", str(out), "--learners", "maml,reptile,promp"])
+    rows = json.loads((out / "results.json").read_text())
+    assert [r["learner"] for r in rows] == ["maml", "reptile", "promp", "random init"]
+    assert rows[0]["env_steps"] == rows[1]["env_steps"] == 2 * 2 * 2 * 2 * 100  # equal budgets
+    curves = json.loads((out / "curves.json").read_text())["curves"]
+    assert len(curves["reptile"]["post_return"]) == 2 and len(curves["reptile"]["post_return"][0]) == 2
+    assert (out / "returns_vs_env_steps.png").stat().st_size > 1000
+    assert summary["oracle"] > -5.0
+    with pytest.raises(SystemExit):
+        gradient_family.main(["--learners", "maml,pearl"])
+
+
+def test_throughput_rows_for_a_family_learner_and_the_raw_rollout():
+    from experiments import throughput
+
+    row = throughput.measure(2, "trpo", repeats=1, learner_name="reptile")
+    assert row["workload"] == "reptile" and row["env_steps"] == 2 * 2 * 20 * 100 and row["steps_per_s"] > 0
+    raw = throughput.measure(2, "trpo", repeats=1, part="rollout")
+    assert raw["env_steps"] == 2 * 20 * 100

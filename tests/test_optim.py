@@ -55,3 +55,20 @@ def test_trpo_step_on_quadratic_kl_is_natural_gradient_at_the_boundary():
     assert int(info.backtracks) <= 1
     np.testing.assert_allclose(new["w"], shrink * expected, rtol=1e-3, atol=1e-6)
     assert bool(info.accepted) and float(info.kl) <= 0.01
+
+
+def test_gauss_newton_product_equals_the_divergence_hessian_at_its_minimum():
+    w = jnp.asarray(np.random.default_rng(1).normal(size=(3, 4)), jnp.float32)
+    outputs_fn = lambda x: {"mean": jnp.tanh(w @ x), "log_std": x[:2] * 0.5}
+    x0 = jnp.linspace(-0.5, 0.7, 4)
+    old = outputs_fn(x0)
+
+    def divergence(out):  # KL(old || new) of diagonal Gaussians
+        var_old, var_new = jnp.exp(2 * old["log_std"]), jnp.exp(2 * out["log_std"])
+        return jnp.sum(out["log_std"] - old["log_std"] + (var_old + (old["mean"][:2] - out["mean"][:2]) ** 2)
+                       / (2 * var_new) - 0.5) + jnp.sum((old["mean"][2:] - out["mean"][2:]) ** 2)
+
+    v = jnp.array([0.3, -1.0, 0.5, 2.0])
+    full = optim.hvp_at(lambda x: divergence(outputs_fn(x)), x0)(v)
+    np.testing.assert_allclose(optim.gauss_newton_product_at(outputs_fn, divergence, x0)(v), full,
+                               rtol=1e-4, atol=1e-6)

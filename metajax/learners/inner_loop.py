@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from metajax import baselines, losses
 from metajax.config import Config, option
 from metajax.estimators import ESTIMATORS, inner_objective
-from metajax.networks import default_policy
+from metajax.networks import default_policy, distribution_from_params, distribution_params
 from metajax.rollout import episode_returns, policy_act, rollout
 from metajax.types import Transition
 
@@ -63,6 +63,8 @@ class InnerLoop(NamedTuple):
     collect: Callable  # (meta, key) -> MetaBatch over a fresh meta-batch of tasks
     post_log_prob: Callable  # (meta, MetaBatch) -> (new log-probs [M, T, B], KL(old || new) [M])
     inner_kl: Callable  # (meta, old_meta, MetaBatch) -> mean KL of the pre-step policies on inner data
+    post_policy_params: Callable  # (meta, MetaBatch) -> post-update distribution parameters [M, ...]
+    post_kl_from_params: Callable  # (MetaBatch, params) -> mean KL(collection-time || params)
 
 
 def make_inner_loop(env, task_dist, config: InnerLoopConfig, policy=None,
@@ -144,6 +146,18 @@ def make_inner_loop(env, task_dist, config: InnerLoopConfig, policy=None,
         """Post-update log-probs at ``meta`` (through the adaptation) and the post-update KL."""
         return jax.vmap(task_post, in_axes=(None, 0, 0, 0))(meta, data.adapted, data.inner_data, data.post)
 
+    def post_policy_params(meta, data: MetaBatch):
+        def task(inner_data, post):
+            return distribution_params(policy.apply(adapted_of(meta, inner_data), post.observation)[0])
+        return jax.vmap(task)(data.inner_data, data.post)
+
+    def post_kl_from_params(data: MetaBatch, params):
+        """Mean post-update KL with the new policy given by its parameters (Gauss-Newton form)."""
+        def task(old_adapted, post, new):
+            old_dist, _ = policy.apply(old_adapted, post.observation)
+            return losses.mean_kl(old_dist, distribution_from_params(new), post.valid)
+        return jnp.mean(jax.vmap(task)(data.adapted, data.post, params))
+
     def task_inner_kl(meta, old_meta, inner_data):
         new, old = replay(meta, inner_data), replay(old_meta, inner_data)
         kls = []
@@ -158,7 +172,7 @@ def make_inner_loop(env, task_dist, config: InnerLoopConfig, policy=None,
         return jnp.mean(jax.vmap(task_inner_kl, in_axes=(None, None, 0))(meta, old_meta, data.inner_data))
 
     return InnerLoop(policy, start, advantages, inner_update, adapt_collect, replay, collect,
-                     post_log_prob, inner_kl)
+                     post_log_prob, inner_kl, post_policy_params, post_kl_from_params)
 
 
 def adaptation_metrics(loop: InnerLoop, meta, data: MetaBatch) -> dict:

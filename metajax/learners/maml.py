@@ -36,6 +36,9 @@ class MAMLConfig(InnerLoopConfig):
     backtrack_ratio: float = option(0.8, low=0.0, low_open=True, high=0.99, help="line-search shrink")
     fisher_task_chunks: int = option(1, low=1, help="compute the Fisher product over this many "
                                      "task chunks in turn (less memory, more compute)")
+    fisher_product: str = option("gauss_newton", choices=("gauss_newton", "kl_hessian"),
+                                 help="Fisher-vector product: J^T H J through the policy outputs, or "
+                                 "the KL's Hessian by forward-over-reverse autodiff (same value)")
 
     def __post_init__(self):
         super().__post_init__()
@@ -70,6 +73,9 @@ def outer_update(loop: InnerLoop, cfg: MAMLConfig, state: MetaState, data: MetaB
         cfg.backtrack_ratio, cfg.max_backtracks, loss_and_kl_fn=both,
         kl_part_fn=lambda meta, i: maml_surrogate_and_kl(loop, meta, _task_chunk(data, i, chunks))[1],
         num_parts=chunks,
+        kl_outputs=None if cfg.fisher_product == "kl_hessian" else (
+            lambda meta: loop.post_policy_params(meta, data),
+            lambda params: loop.post_kl_from_params(data, params)),
     )
     metrics = {"loss_before": info.loss_before, "loss_after": info.loss_after, "kl": info.kl,
                "accepted": info.accepted.astype(jnp.float32),
