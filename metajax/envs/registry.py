@@ -14,6 +14,25 @@ _REGISTRY = {
 }
 
 
+# brax families, imported on first use (brax is slow to import)
+_LOCOMOTION = (
+    "halfcheetah-vel-v1", "halfcheetah-dir-v1", "ant-dir-v1", "ant-goal-v1", "humanoid-dir-v1",
+    "walker-rand-params-v1", "hopper-rand-params-v1", "halfcheetah-cripple-v1",
+    "halfcheetah-damping-v1",
+)
+
+
+def _locomotion(name: str):
+    def make():
+        from metajax.envs.locomotion import FAMILIES
+
+        return FAMILIES[name]()
+    return make
+
+
+_REGISTRY.update({name: _locomotion(name) for name in _LOCOMOTION})
+
+
 def registered_names() -> list[str]:
     return sorted(_REGISTRY)
 
