@@ -80,6 +80,31 @@ def measure(tasks: int, outer: str, repeats: int, part: str = "meta_step", chunk
             "compile_s": compile_s}
 
 
+def measure_locomotion(tasks: int, rollouts: int, repeats: int, family: str = "halfcheetah-vel-v1"):
+    """MAML-TRPO meta-training env-steps/s on a brax family vs the raw vmapped env step at the same
+    batch (random actions, no policy): the ratio is the share of simulator speed training keeps."""
+    env, task_dist = metajax.make(family)
+    cfg = MAMLConfig(meta_batch_size=tasks, rollouts_per_task=rollouts, inner_lr=0.1)
+    learner = make_maml(env, task_dist, cfg)
+    state = learner.init(jax.random.key(0))
+    steps = tasks * rollouts * env.horizon
+    compile_s, meta_s = _time(lambda s, k: learner.meta_step(s, k), state, repeats=repeats)
+
+    def raw(params, key):  # the same number of env steps as one batch, without a policy
+        del params
+        batch = jax.vmap(task_dist.sample)(jax.random.split(key, tasks))
+
+        def one(task, k):
+            def act(ak, obs):
+                return jax.random.uniform(ak, (obs.shape[0], env.action_size), minval=-1, maxval=1), jnp.zeros(obs.shape[0])
+            return rollout(env, act, task, k, rollouts).reward.sum()
+        return jnp.sum(jax.vmap(one)(batch, jax.random.split(key, tasks)))
+    _, raw_s = _time(raw, state.params, repeats=repeats)
+    meta_rate, raw_rate = 2 * steps / meta_s, steps / raw_s
+    return {"family": family, "tasks": tasks, "rollouts": rollouts, "meta_steps_per_s": meta_rate,
+            "raw_steps_per_s": raw_rate, "ratio": meta_rate / raw_rate, "compile_s": compile_s}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, nargs="+", default=[20, 40, 160])
@@ -89,9 +114,16 @@ def main(argv=None):
                         help="gradient-family learners timed at the first --tasks size")
     parser.add_argument("--large-tasks", type=int, nargs="*", default=[640],
                         help="sizes timed with the Fisher product chunked by 40 tasks (less memory)")
+    parser.add_argument("--locomotion", type=int, nargs=2, metavar=("TASKS", "ROLLOUTS"), default=None,
+                        help="also time MAML on halfcheetah-vel-v1 against the raw env step")
     args = parser.parse_args(argv)
     if args.repeats < 1 or min(args.tasks) < 1:
         parser.error("--repeats and --tasks must be positive")
+    if args.locomotion:
+        r = measure_locomotion(*args.locomotion, args.repeats)
+        print(f"halfcheetah-vel-v1 at {r['tasks']} tasks x {r['rollouts']} rollouts x 200 steps: "
+              f"meta-training {r['meta_steps_per_s']:.0f} env steps/s, raw env {r['raw_steps_per_s']:.0f} "
+              f"steps/s, ratio {r['ratio']:.2f} (compile {r['compile_s']:.0f} s)")
     device = jax.devices()[0]
     print(f"device: {device.platform} / {device.device_kind}; jax {jax.__version__}")
     jobs = [(m, "trpo", part, 1, None) for m in args.tasks for part in ("meta_step", "rollout")]

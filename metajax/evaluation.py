@@ -73,6 +73,18 @@ def evaluate(
     return summarize(jax.vmap(per_task)(tasks, jax.random.split(key, num_tasks)))
 
 
+def evaluate_policies(env, policy_apply: Callable, params, tasks, key,
+                      rollouts_per_step: int = ROLLOUTS_PER_STEP) -> EvalResult:
+    """Return of one policy per task (``params`` leaves ``[N, ...]``, e.g. PPO oracles)."""
+
+    def per_task(task_params, task, task_key):
+        batch = rollout(env, policy_act(policy_apply, task_params), task, task_key, rollouts_per_step)
+        return jnp.mean(episode_returns(batch))[None]
+
+    num_tasks = jax.tree.leaves(tasks)[0].shape[0]
+    return summarize(jax.vmap(per_task)(params, tasks, jax.random.split(key, num_tasks)))
+
+
 def evaluate_oracle(
     env, tasks, key, oracle: Callable | None = None, rollouts_per_step: int = ROLLOUTS_PER_STEP
 ) -> EvalResult:

@@ -86,12 +86,14 @@ class CategoricalMLPPolicy(nn.Module):
         return distrax.Categorical(logits=logits), value
 
 
-def default_policy(env, hidden_sizes: Sequence[int] = (100, 100), init_log_std: float = 0.0):
+def default_policy(env, hidden_sizes: Sequence[int] = (100, 100), init_log_std: float = 0.0,
+                   value_head: bool = False):
     """Categorical MLP for envs with ``num_actions`` (discrete), else the Gaussian MLP."""
     num_actions = getattr(env, "num_actions", None)
     if num_actions:
-        return CategoricalMLPPolicy(num_actions, tuple(hidden_sizes))
-    return GaussianMLPPolicy(env.action_size, tuple(hidden_sizes), init_log_std=init_log_std)
+        return CategoricalMLPPolicy(num_actions, tuple(hidden_sizes), value_head=value_head)
+    return GaussianMLPPolicy(env.action_size, tuple(hidden_sizes), init_log_std=init_log_std,
+                             value_head=value_head)
 
 
 def distribution_params(dist) -> dict:

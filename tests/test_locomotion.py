@@ -142,3 +142,28 @@ def test_256_different_physics_compile_once_and_stay_finite():
 @pytest.mark.parametrize("name", ["hopper-rand-params-v1", "halfcheetah-damping-v1"])
 def test_other_physics_families_stay_finite(name):
     _physics_batch_stays_finite(name, 256)
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow if n == "halfcheetah-vel-v1"
+                                               else pytest.mark.heavy) for n in FAMILIES])
+def test_smoke_meta_iteration(name):
+    from metajax.learners import MAMLConfig, make_maml
+
+    env, tasks = metajax.make(name)
+    learner = make_maml(env, tasks, MAMLConfig(meta_batch_size=2, rollouts_per_task=2, hidden_sizes=(16,),
+                                               cg_iters=3, inner_lr=0.1))
+    state, metrics = jax.jit(learner.meta_step)(learner.init(jax.random.key(0)), jax.random.key(1))
+    assert all(bool(jnp.isfinite(v)) for v in metrics.values()), metrics
+    assert int(state.step) == 1
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("learner", ["maml", "promp"])
+def test_locomotion_experiment_smoke(tmp_path, learner):
+    from experiments import maml_halfcheetah_vel  # noqa: F401  (the module runs main(family=...))
+    from experiments.locomotion import main
+
+    row = main(["--smoke", "--learner", learner, "--out-dir", str(tmp_path)], family="halfcheetah-vel-v1")
+    assert row["iterations"] == 2 and np.isfinite(row["pre"]) and np.isfinite(row["oracle"])
+    assert (tmp_path / "before_adaptation.html").stat().st_size > 1000
+    assert (tmp_path / "after_adaptation.html").exists() and (tmp_path / "results.csv").exists()
