@@ -47,8 +47,15 @@ def plot_adaptation(path: str, curves: dict, title: str, horizontal: dict | None
     for label, y in (horizontal or {}).items():
         ax.axhline(y, linestyle=":", color="gray" if "paper" in label else "black", label=label)
     ax.set_xticks(range(max(len(m) for m, _ in curves.values())))
-    ax.set_xlabel("adaptation steps")
-    ax.set_ylabel("average return")
+    save_figure(fig, ax, path, "adaptation steps", "average return", title)
+
+
+def save_figure(fig, ax, path: str, xlabel: str, ylabel: str, title: str) -> None:
+    """Label, add the legend, write ``path`` and close."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import metajax
-from experiments.common import EvalConfig, plot_adaptation, write_table
+from experiments.common import EvalConfig, plot_adaptation, save_figure, write_table
 from metajax.config import Config, option, parse_configs
 from metajax.evaluation import evaluate, evaluate_oracle, summarize
 from metajax.learners import (
@@ -142,13 +142,7 @@ def plot_curves(path: str, curves: dict, steps_per_iteration: int, title: str) -
         err = post.std(0, ddof=1) / np.sqrt(post.shape[0]) if post.shape[0] > 1 else 0 * mean
         ax.plot(steps, mean, label=name)
         ax.fill_between(steps, mean - err, mean + err, alpha=0.2)
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("return after one adaptation step (training tasks)")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, ax, path, "env steps", "return after one adaptation step (training tasks)", title)
 
 
 def main(argv=None):

@@ -175,6 +175,13 @@ def make_inner_loop(env, task_dist, config: InnerLoopConfig, policy=None,
                      post_log_prob, inner_kl, post_policy_params, post_kl_from_params)
 
 
+def require_config(config, cls):
+    """``config`` if it is a ``cls``; else a TypeError naming the expected class."""
+    if not isinstance(config, cls):
+        raise TypeError(f"config must be a {cls.__name__}, got {type(config).__name__}")
+    return config
+
+
 def adaptation_metrics(loop: InnerLoop, meta, data: MetaBatch) -> dict:
     """Mean episode return before adaptation and after it, and the policy's mean std if Gaussian."""
     fast = loop.start(meta)

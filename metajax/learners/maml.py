@@ -20,6 +20,7 @@ from metajax import losses
 from metajax.config import option
 from metajax.learners.inner_loop import (
     InnerLoop, InnerLoopConfig, MetaBatch, adaptation_metrics, gradient_learner_api, make_inner_loop,
+    require_config,
 )
 from metajax.optim import trpo_step
 from metajax.types import MetaLearner, MetaState
@@ -115,8 +116,7 @@ def make_maml(env, task_dist, config: MAMLConfig = MAMLConfig(), policy=None) ->
       >>> state = learner.init(jax.random.key(0))
       >>> state, metrics = jax.jit(learner.meta_step)(state, jax.random.key(1))
     """
-    if not isinstance(config, MAMLConfig):
-        raise TypeError(f"config must be a MAMLConfig, got {type(config).__name__}")
+    require_config(config, MAMLConfig)
     return make_gradient_meta_learner(env, task_dist, config, policy)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from metajax.learners.inner_loop import require_config
 from metajax.learners.maml import MAMLConfig, make_gradient_meta_learner
 from metajax.types import MetaLearner
 
@@ -20,6 +21,5 @@ class MetaSGDConfig(MAMLConfig):
 
 def make_meta_sgd(env, task_dist, config: MetaSGDConfig = MetaSGDConfig(), policy=None) -> MetaLearner:
     """Build Meta-SGD's pure functions (``init / adapt / meta_step / make_policy``)."""
-    if not isinstance(config, MetaSGDConfig):
-        raise TypeError(f"config must be a MetaSGDConfig, got {type(config).__name__}")
+    require_config(config, MetaSGDConfig)
     return make_gradient_meta_learner(env, task_dist, config, policy, learned_step_sizes=True)

@@ -20,7 +20,7 @@ from metajax import losses
 from metajax.config import option
 from metajax.estimators import ESTIMATORS
 from metajax.learners.inner_loop import (
-    InnerLoopConfig, adaptation_metrics, gradient_learner_api, make_inner_loop,
+    InnerLoopConfig, adaptation_metrics, gradient_learner_api, make_inner_loop, require_config,
 )
 from metajax.types import MetaLearner, MetaState
 
@@ -39,8 +39,7 @@ class ProMPConfig(InnerLoopConfig):
 
 def make_promp(env, task_dist, config: ProMPConfig = ProMPConfig(), policy=None) -> MetaLearner:
     """Build ProMP's pure functions (``init / adapt / meta_step / make_policy``)."""
-    if not isinstance(config, ProMPConfig):
-        raise TypeError(f"config must be a ProMPConfig, got {type(config).__name__}")
+    require_config(config, ProMPConfig)
     cfg = config
     loop = make_inner_loop(env, task_dist, cfg, policy)
     adam = optax.adam(cfg.outer_lr)

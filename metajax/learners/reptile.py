@@ -15,7 +15,9 @@ import jax.numpy as jnp
 import optax
 
 from metajax.config import option
-from metajax.learners.inner_loop import InnerLoopConfig, gradient_learner_api, make_inner_loop
+from metajax.learners.inner_loop import (
+    InnerLoopConfig, gradient_learner_api, make_inner_loop, require_config,
+)
 from metajax.rollout import episode_returns
 from metajax.types import MetaLearner, MetaState
 
@@ -29,8 +31,7 @@ class ReptileConfig(InnerLoopConfig):
 
 def make_reptile(env, task_dist, config: ReptileConfig = ReptileConfig(), policy=None) -> MetaLearner:
     """Build Reptile's pure functions (``init / adapt / meta_step / make_policy``)."""
-    if not isinstance(config, ReptileConfig):
-        raise TypeError(f"config must be a ReptileConfig, got {type(config).__name__}")
+    require_config(config, ReptileConfig)
     cfg = config
     loop = make_inner_loop(env, task_dist, cfg, policy)
     optimizer = optax.sgd(cfg.outer_lr) if cfg.outer_optimizer == "sgd" else optax.adam(cfg.outer_lr)
