@@ -27,9 +27,10 @@ def test_conformance(name):
     env, tasks = metajax.make(name)
     assert env.horizon == HORIZONS.get(name, 200)
     assert abs(env.dt - 0.05) < 0.002
-    # contact physics in float32: jit/eager and vmap/loop differ by ~2e-4 after two steps (a lost
-    # task or a wrong batch axis differs by O(1))
-    check_env(env, tasks, num_tasks=2, num_steps=2, tolerance=2e-3)
+    # contact physics in float32: jit/eager and vmap/loop differ by ~2e-4 after two steps (humanoid,
+    # 17 contact substeps per step: ~2e-3 on velocities of size ~7); a lost task or a wrong batch
+    # axis differs by O(1)
+    check_env(env, tasks, num_tasks=2, num_steps=2, tolerance=1e-2 if name == "humanoid-dir-v1" else 2e-3)
 
 
 @functools.lru_cache(maxsize=None)
