@@ -105,7 +105,3 @@ class BraxTaskEnv:
         truncated = (time >= self.horizon) & ~terminated
         obs = jnp.nan_to_num(self.observe(after))
         return BraxState(after, time), TimeStep(obs, reward, terminated, truncated)
-
-    def pipeline_states(self, state: BraxState):
-        """The pipeline state for rendering with ``brax.io.html``."""
-        return state.pipeline

@@ -7,7 +7,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from metajax.types import TimeStep
 
 
 @dataclasses.dataclass(frozen=True)
