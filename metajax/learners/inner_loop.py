@@ -137,26 +137,28 @@ def make_inner_loop(env, task_dist, config: InnerLoopConfig, policy=None,
 
     adapted_of = jax.checkpoint(lambda m, d: replay(m, d)[-1]) if cfg.remat else (lambda m, d: replay(m, d)[-1])
 
-    def task_post(meta, old_adapted, inner_data, post: Transition):
-        new_dist, _ = policy.apply(adapted_of(meta, inner_data), post.observation)
-        old_dist, _ = policy.apply(old_adapted, post.observation)
-        return new_dist.log_prob(post.action), losses.mean_kl(old_dist, new_dist, post.valid)
-
-    def post_log_prob(meta, data: MetaBatch):
-        """Post-update log-probs at ``meta`` (through the adaptation) and the post-update KL."""
-        return jax.vmap(task_post, in_axes=(None, 0, 0, 0))(meta, data.adapted, data.inner_data, data.post)
-
     def post_policy_params(meta, data: MetaBatch):
+        """The post-update policy's distribution parameters at ``meta`` (through the adaptation)."""
         def task(inner_data, post):
             return distribution_params(policy.apply(adapted_of(meta, inner_data), post.observation)[0])
         return jax.vmap(task)(data.inner_data, data.post)
 
-    def post_kl_from_params(data: MetaBatch, params):
-        """Mean post-update KL with the new policy given by its parameters (Gauss-Newton form)."""
+    def post_kls(data: MetaBatch, params):
+        """Per-task KL(collection-time post-update policy || the one given by ``params``) ``[M]``."""
         def task(old_adapted, post, new):
             old_dist, _ = policy.apply(old_adapted, post.observation)
             return losses.mean_kl(old_dist, distribution_from_params(new), post.valid)
-        return jnp.mean(jax.vmap(task)(data.adapted, data.post, params))
+        return jax.vmap(task)(data.adapted, data.post, params)
+
+    def post_kl_from_params(data: MetaBatch, params):
+        """Mean post-update KL with the new policy given by its parameters (Gauss-Newton form)."""
+        return jnp.mean(post_kls(data, params))
+
+    def post_log_prob(meta, data: MetaBatch):
+        """Post-update log-probs at ``meta`` (through the adaptation) and the per-task KL."""
+        params = post_policy_params(meta, data)
+        log_prob = lambda p, post: distribution_from_params(p).log_prob(post.action)
+        return jax.vmap(log_prob)(params, data.post), post_kls(data, params)
 
     def task_inner_kl(meta, old_meta, inner_data):
         new, old = replay(meta, inner_data), replay(old_meta, inner_data)
