@@ -7,6 +7,10 @@ inner step size (the one it was meta-trained for); steps after it scale that ste
 ``later_steps_lr_scale`` (0.5 by default: at the full step size a second step overshoots on
 point-nav, see README). Results are the mean and standard error over tasks. The same protocol from a fresh (not meta-trained) initialisation gives the
 random-init row, and ``evaluate_oracle`` gives the row of a policy that is told the task.
+
+Context-based learners (RL^2): ``evaluate_trials`` plays one trial per held-out test task, the carry
+spanning its episodes, and reports the return of each episode of the trial (mean and standard error
+over tasks); the trial's total return is the sum over episodes.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from metajax.rollout import episode_returns, policy_act, rollout
+from metajax.rollout import episode_returns, episode_returns_in_trial, policy_act, rollout
 from metajax.types import MetaLearner
 
 NUM_TEST_TASKS = 40
@@ -71,6 +75,18 @@ def evaluate(
 
     num_tasks = jax.tree.leaves(tasks)[0].shape[0]
     return summarize(jax.vmap(per_task)(tasks, jax.random.split(key, num_tasks)))
+
+
+def evaluate_trials(learner: MetaLearner, params, tasks, key, num_episodes: int) -> EvalResult:
+    """Per-episode returns ``[N, num_episodes]`` of one trial per task of ``tasks [N, ...]``."""
+    if learner.run_trial is None:
+        raise ValueError("evaluate_trials needs a context-based learner with run_trial (e.g. RL^2)")
+    def per_task(task, task_key):
+        data, _ = learner.run_trial(params, task, task_key)
+        return episode_returns_in_trial(data.reward, data.done, num_episodes)
+
+    num_tasks = jax.tree.leaves(tasks)[0].shape[0]
+    return summarize(jax.jit(jax.vmap(per_task))(tasks, jax.random.split(key, num_tasks)))
 
 
 def evaluate_policies(env, policy_apply: Callable, params, tasks, key,

@@ -65,3 +65,10 @@ def rollout(env, act: Callable, task, key, num_envs: int, num_steps: int | None 
 def episode_returns(batch: Transition) -> jax.Array:
     """Undiscounted return of each episode column: ``[T, B] -> [B]``."""
     return jnp.sum(batch.reward * batch.valid, axis=0)
+
+
+def episode_returns_in_trial(reward: jax.Array, done: jax.Array, num_episodes: int) -> jax.Array:
+    """Return of each of the first ``num_episodes`` episodes of a trial: ``[T], [T] -> [n]``."""
+    episode = jnp.cumsum(done) - done  # index of the episode each step belongs to
+    index = jnp.clip(episode, 0, num_episodes).astype(jnp.int32)
+    return jax.ops.segment_sum(reward, index, num_segments=num_episodes + 1)[:num_episodes]

@@ -93,6 +93,8 @@ class MetaLearner(NamedTuple):
         ``batch`` with the inner step size scaled by ``lr_scale``
         (gradient-based learners; the evaluation protocol reports returns after each step)
     start_adaptation(params) -> the adapted state before any data (the meta-parameters' policy)
+    run_trial(params, task, key) -> (trial data, carry): one trial of a context-based learner
+        (RL^2), the unit its evaluation protocol plays
     """
 
     init: Callable[[PRNGKey], MetaState]
@@ -101,3 +103,4 @@ class MetaLearner(NamedTuple):
     make_policy: Callable[..., Callable]
     adapt_step: Callable[..., Any] | None = None
     start_adaptation: Callable[..., Any] | None = None
+    run_trial: Callable[..., Any] | None = None

@@ -1,7 +1,9 @@
 """``make("name-vN") -> (env, task_distribution)``; the one place names map to task families."""
 from __future__ import annotations
 
+from metajax.envs.bandit import ARM_COUNTS, make_bandit
 from metajax.envs.cartpole_params import make_cartpole_params
+from metajax.envs.maze import make_maze
 from metajax.envs.point_nav import make_point_nav
 from metajax.envs.point_robot_sparse import make_point_robot_sparse
 from metajax.envs.tabular_mdp import make_tabular_mdp
@@ -11,7 +13,9 @@ _REGISTRY = {
     "point-robot-sparse-v1": make_point_robot_sparse,
     "cartpole-params-v1": make_cartpole_params,
     "tabular-mdp-v1": make_tabular_mdp,
+    "maze-v1": make_maze,
 }
+_REGISTRY.update({f"bandit-k{k}-v1": (lambda k=k: make_bandit(k)) for k in ARM_COUNTS})
 
 
 # brax families, imported on first use (brax is slow to import)

@@ -73,12 +73,18 @@ def expected_return(policy_probs: jax.Array, task: MDPTask, horizon: int, start:
     return total
 
 
+def optimal_values(task: MDPTask, horizon: int) -> jax.Array:
+    """Finite-horizon value iteration: the best expected return from each state ``[S]``."""
+    def backup(values, _):
+        return jnp.max(task.reward_mean + task.transitions @ values, axis=1), None
+
+    values, _ = jax.lax.scan(backup, jnp.zeros(task.reward_mean.shape[0]), None, length=horizon)
+    return values
+
+
 def optimal_return(task: MDPTask, horizon: int, start: int = 0) -> jax.Array:
-    """Best expected return over ``horizon`` steps, by finite-horizon value iteration."""
-    values = jnp.zeros(task.reward_mean.shape[0])
-    for _ in range(horizon):
-        values = jnp.max(task.reward_mean + task.transitions @ values, axis=1)
-    return values[start]
+    """Best expected return over ``horizon`` steps from state ``start``, by value iteration."""
+    return optimal_values(task, horizon)[start]
 
 
 def sample_mdp(key, num_states: int = 10, num_actions: int = 5) -> MDPTask:

@@ -1,0 +1,1 @@
+"""Classical baselines for the RL^2 benchmarks, pure JAX and vmappable over tasks."""

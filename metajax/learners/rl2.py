@@ -1,0 +1,219 @@
+"""RL^2 (Duan et al., "RL^2: Fast Reinforcement Learning via Slow Reinforcement Learning", 2016).
+
+The policy is a sequence model whose carry does the fast learning. At every step of a trial it reads
+``x_t = [obs_t, a_{t-1} (one-hot if discrete), r_{t-1}, d_{t-1}]`` (zeros at the first step;
+``d`` = the previous step ended an episode). The carry persists across the episodes of a trial (the
+env auto-resets with the same task) and starts fresh at each trial. The slow learner is PPO over
+whole trials: GAE runs across episode boundaries and stops only at the end of the trial, so the
+return the policy maximises is the trial's. Cores (``metajax.cores``): a GRU, or a causal
+transformer over the trial history (in-context RL). A trial is ``episodes_per_trial * env.horizon``
+steps; envs that terminate early simply fit more episodes into it.
+
+Learner API: ``adapt(params, task, key)`` runs one trial and returns the carry at its end;
+``start_adaptation(params)`` is the initial carry; ``make_policy(params, carry)`` returns
+``x [I] -> (carry', distribution, value)``; ``run_trial(params, task, key) -> (TrialData, carry)``
+is what the evaluation protocol plays.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import distrax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from metajax import losses
+from metajax.config import Config, option
+from metajax.cores import GRUCore, TransformerCore, initial_carry
+from metajax.envs.wrappers import AutoReset
+from metajax.learners.inner_loop import require_config
+from metajax.rollout import episode_returns_in_trial
+from metajax.types import MetaLearner, MetaState
+
+
+@dataclasses.dataclass(frozen=True)
+class RL2Config(Config):
+    core: str = option("gru", choices=("gru", "transformer"), help="sequence core")
+    episodes_per_trial: int = option(10, low=1, help="episodes per trial (n); the carry spans them")
+    trials_per_iteration: int = option(128, low=1, help="trials per meta-iteration, each a fresh task")
+    hidden_size: int = option(128, low=1, help="core width")
+    num_layers: int = option(2, low=1, help="transformer layers")
+    num_heads: int = option(4, low=1, help="transformer heads (must divide hidden_size)")
+    learning_rate: float = option(1e-3, low=0.0, low_open=True, help="Adam step size")
+    epochs: int = option(4, low=1, help="PPO passes over each batch of trials")
+    minibatches: int = option(4, low=1, help="minibatches of trials per pass")
+    clip: float = option(0.2, low=0.0, low_open=True, high=1.0, help="PPO ratio clip")
+    discount: float = option(0.99, low=0.0, high=1.0, help="discount gamma across the whole trial")
+    gae_lambda: float = option(0.95, low=0.0, high=1.0, help="GAE lambda across the whole trial")
+    value_coef: float = option(0.5, low=0.0, help="value loss weight")
+    entropy_coef: float = option(0.01, low=0.0, help="entropy bonus weight")
+    max_grad_norm: float = option(1.0, low=0.0, low_open=True, help="gradient clipping")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.trials_per_iteration % self.minibatches:
+            raise ValueError(f"RL2Config.minibatches must divide trials_per_iteration="
+                             f"{self.trials_per_iteration}, got {self.minibatches}")
+        if self.core == "transformer" and self.hidden_size % self.num_heads:
+            raise ValueError(f"RL2Config.num_heads must divide hidden_size={self.hidden_size}, "
+                             f"got {self.num_heads}")
+
+
+class TrialData(NamedTuple):
+    """One trial, leaves ``[T, ...]``: what the core read, what it did, what it got."""
+
+    inputs: jax.Array  # [T, I]
+    action: jax.Array  # [T] (discrete) or [T, A]
+    log_prob: jax.Array  # [T]
+    value: jax.Array  # [T]
+    reward: jax.Array  # [T]
+    done: jax.Array  # [T] float, 1 where the step ended an episode
+
+
+class RL2Network(nn.Module):
+    """A core with a policy head (categorical logits, or Gaussian mean + state-free log-std) and a value head."""
+
+    core: nn.Module
+    action_size: int
+    num_actions: int | None = None
+
+    def setup(self):
+        out = self.num_actions or self.action_size
+        scale = 0.01 if self.num_actions else 1.0
+        self.policy_head = nn.Dense(out, kernel_init=nn.initializers.variance_scaling(scale, "fan_avg", "uniform"))
+        self.value_head = nn.Dense(1)
+        if not self.num_actions:
+            self.log_std = self.param("log_std", nn.initializers.zeros, (self.action_size,))
+
+    def heads(self, features):
+        out = self.policy_head(features)
+        if self.num_actions:
+            dist = distrax.Categorical(logits=out)
+        else:
+            dist = distrax.MultivariateNormalDiag(out, jnp.broadcast_to(jnp.exp(self.log_std), out.shape))
+        return dist, self.value_head(features)[..., 0]
+
+    def step(self, carry, x):
+        carry, features = self.core.step(carry, x)
+        return (carry, *self.heads(features))
+
+    def sequence(self, xs):
+        return self.heads(self.core.sequence(xs))
+
+    def __call__(self, carry, x):
+        return self.step(carry, x)
+
+
+def make_rl2(env, tasks, config: RL2Config = RL2Config()) -> MetaLearner:
+    """RL^2 on ``env`` with tasks drawn from ``tasks.sample``; returns a MetaLearner."""
+    require_config(config, RL2Config)
+    cfg = config
+    num_actions = getattr(env, "num_actions", None)
+    trial_steps = cfg.episodes_per_trial * env.horizon
+    if cfg.core == "gru":
+        core = GRUCore(cfg.hidden_size)
+    else:
+        core = TransformerCore(cfg.hidden_size, cfg.num_layers, cfg.num_heads, max_length=trial_steps)
+    network = RL2Network(core, env.action_size, num_actions)
+    input_size = env.observation_size + (num_actions or env.action_size) + 2
+    carry0 = initial_carry(core)
+    stepper = AutoReset(env)
+    optimizer = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.learning_rate))
+
+    def encode(observation, action, reward, done):
+        action = jax.nn.one_hot(action, num_actions) if num_actions else action
+        return jnp.concatenate([observation, action, reward[None], done[None].astype(jnp.float32)])
+
+    def run_trial(params, task, key):
+        reset_key, scan_key = jax.random.split(key)
+        env_state, timestep = stepper.reset(reset_key, task)
+        no_action = jnp.zeros((), jnp.int32) if num_actions else jnp.zeros((env.action_size,))
+        first = encode(timestep.observation, no_action, jnp.zeros(()), jnp.zeros((), bool))
+
+        def body(carry, step_key):
+            env_state, core_carry, x = carry
+            act_key, env_key = jax.random.split(step_key)
+            core_carry, dist, value = network.apply(params, core_carry, x, method="step")
+            action, log_prob = dist.sample_and_log_prob(seed=act_key)
+            env_state, ts = stepper.step(env_key, env_state, action, task)
+            data = TrialData(x, action, log_prob, value, ts.reward, ts.done.astype(jnp.float32))
+            return (env_state, core_carry, encode(ts.observation, action, ts.reward, ts.done)), data
+
+        (_, core_carry, _), data = jax.lax.scan(body, (env_state, carry0, first),
+                                                jax.random.split(scan_key, trial_steps))
+        return data, core_carry
+
+    def trial_outputs(params, inputs):
+        """Policy distributions and values ``[T]`` over a whole trial, from the initial carry."""
+        if cfg.core == "transformer":
+            return network.apply(params, inputs, method="sequence")
+
+        def body(core_carry, x):
+            core_carry, dist, value = network.apply(params, core_carry, x, method="step")
+            return core_carry, (dist, value)
+
+        return jax.lax.scan(body, carry0, inputs)[1]
+
+    def init(key) -> MetaState:
+        init_key, key = jax.random.split(key)
+        params = network.init(init_key, carry0, jnp.zeros((input_size,)))
+        return MetaState(params, optimizer.init(params), key, jnp.zeros((), jnp.int32))
+
+    def loss_fn(params, batch):
+        inputs, action, old_log_prob, advantage, target = batch  # [B, T, ...]
+        dist, value = jax.vmap(trial_outputs, in_axes=(None, 0))(params, inputs)
+        log_prob = dist.log_prob(action)
+        ones = jnp.ones_like(log_prob)
+        advantage = losses.normalize(advantage, ones)
+        policy_loss = losses.ppo_clip_loss(log_prob, old_log_prob, advantage, ones, cfg.clip)
+        value_loss = losses.value_loss(value, target, ones)
+        entropy = jnp.mean(dist.entropy())
+        approx_kl = jnp.mean(old_log_prob - log_prob)
+        total = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
+        return total, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy,
+                       "approx_kl": approx_kl}
+
+    def meta_step(state: MetaState, key):
+        task_key, trial_key, shuffle_key = jax.random.split(key, 3)
+        num = cfg.trials_per_iteration
+        batch_tasks = jax.vmap(tasks.sample)(jax.random.split(task_key, num))
+        data, _ = jax.vmap(run_trial, in_axes=(None, 0, 0))(state.params, batch_tasks,
+                                                           jax.random.split(trial_key, num))
+        # GAE across episode boundaries: the trial is one episode for the slow learner, [T, M]
+        advantage = losses.gae_advantages(data.reward.T, data.value.T, jnp.ones_like(data.reward.T),
+                                          cfg.discount, cfg.gae_lambda).T
+        batch = (data.inputs, data.action, data.log_prob, advantage, advantage + data.value)
+
+        def epoch(carry, epoch_key):
+            order = jax.random.permutation(epoch_key, num)
+            minibatches = jax.tree.map(lambda x: x[order].reshape((cfg.minibatches, -1) + x.shape[1:]), batch)
+
+            def minibatch(carry, mb):
+                params, opt_state = carry
+                (_, info), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, mb)
+                updates, opt_state = optimizer.update(grads, opt_state, params)
+                return (optax.apply_updates(params, updates), opt_state), info
+
+            return jax.lax.scan(minibatch, carry, minibatches)
+
+        (params, opt_state), info = jax.lax.scan(epoch, (state.params, state.opt_state),
+                                                 jax.random.split(shuffle_key, cfg.epochs))
+        episodes = jax.vmap(episode_returns_in_trial, in_axes=(0, 0, None))(
+            data.reward, data.done, cfg.episodes_per_trial)  # [M, n]
+        metrics = {"trial_return": jnp.mean(jnp.sum(data.reward, axis=1)),
+                   "first_episode_return": jnp.mean(episodes[:, 0]),
+                   "last_episode_return": jnp.mean(episodes[:, -1]),
+                   **jax.tree.map(lambda x: jnp.mean(x[-1]), info)}
+        return MetaState(params, opt_state, state.key, state.step + 1), metrics
+
+    def adapt(params, task, key):
+        return run_trial(params, task, key)[1]
+
+    def make_policy(params, carry):
+        return lambda x: network.apply(params, carry, x, method="step")
+
+    return MetaLearner(init=init, adapt=adapt, meta_step=meta_step, make_policy=make_policy,
+                       start_adaptation=lambda params: carry0, run_trial=run_trial)
