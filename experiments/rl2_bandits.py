@@ -18,7 +18,7 @@ import time
 import jax
 
 import metajax
-from experiments.rl2_common import TableConfig, parse_list, train_rl2_cell, write_outputs
+from experiments.rl2_common import TableConfig, add_smoke_flag, parse_list, train_rl2_cell, write_outputs
 from metajax.classical import bandits
 from metajax.config import Config, option, parse_configs
 from metajax.envs.bandit import ARM_COUNTS
@@ -35,7 +35,6 @@ class BanditsConfig(Config):
     arms: str = option("5,10,50", help=f"comma-separated subset of {ARM_COUNTS}")
     pulls: str = option("10,100,500", help=f"comma-separated subset of trial lengths {TRIAL_LENGTHS}")
     out_dir: str = option("runs/rl2_bandits", help="where results go")
-    smoke: bool = option(False, help="tiny CPU run: k=5, n=10, 20 iterations, 100 test tasks")
 
     def __post_init__(self):
         super().__post_init__()
@@ -43,8 +42,8 @@ class BanditsConfig(Config):
         parse_list(self.pulls, "BanditsConfig.pulls", TRIAL_LENGTHS)
 
 
-def run(config: BanditsConfig, table: TableConfig, rl2: RL2Config) -> list[dict]:
-    if config.smoke:
+def run(config: BanditsConfig, table: TableConfig, rl2: RL2Config, smoke: bool = False) -> list[dict]:
+    if smoke:
         config = dataclasses.replace(config, arms="5", pulls="10")
         table = dataclasses.replace(table, iterations=20, test_tasks=100, chunk_size=10)
         rl2 = dataclasses.replace(rl2, trials_per_iteration=32, hidden_size=32)
@@ -75,9 +74,9 @@ def run(config: BanditsConfig, table: TableConfig, rl2: RL2Config) -> list[dict]
 
 
 def main(argv=None):
-    (config, table, rl2), _ = parse_configs([BanditsConfig(), TableConfig(), RL2Config()], argv,
-                                            description=__doc__)
-    run(config, table, rl2)
+    (config, table, rl2), args = parse_configs([BanditsConfig(), TableConfig(), RL2Config()], argv,
+                                               description=__doc__, extra=add_smoke_flag)
+    run(config, table, rl2, args.smoke)
 
 
 if __name__ == "__main__":

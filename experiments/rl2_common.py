@@ -40,6 +40,10 @@ class TableConfig(Config):
         return [c.strip() for c in self.cores.split(",") if c.strip()]
 
 
+def add_smoke_flag(parser) -> None:
+    parser.add_argument("--smoke", action="store_true", help="tiny settings for a quick CPU check")
+
+
 def parse_list(text: str, name: str, allowed) -> list[int]:
     """``"5,10" -> [5, 10]``; a clear error naming ``name`` and the allowed values otherwise."""
     try:

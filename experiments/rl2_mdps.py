@@ -18,7 +18,7 @@ import time
 import jax
 
 import metajax
-from experiments.rl2_common import TableConfig, parse_list, train_rl2_cell, write_outputs
+from experiments.rl2_common import TableConfig, add_smoke_flag, parse_list, train_rl2_cell, write_outputs
 from metajax.classical import mdps
 from metajax.config import Config, option, parse_configs
 from metajax.evaluation import summarize
@@ -32,15 +32,14 @@ COLUMNS = ["random", "psrl", "rl2_gru", "rl2_transformer", "oracle"]
 class MDPsConfig(Config):
     episodes: str = option("10,25,50,75,100", help=f"comma-separated subset of {TRIAL_EPISODES}")
     out_dir: str = option("runs/rl2_mdps", help="where results go")
-    smoke: bool = option(False, help="tiny CPU run: n=10, 10 iterations, 100 test tasks")
 
     def __post_init__(self):
         super().__post_init__()
         parse_list(self.episodes, "MDPsConfig.episodes", TRIAL_EPISODES)
 
 
-def run(config: MDPsConfig, table: TableConfig, rl2: RL2Config) -> list[dict]:
-    if config.smoke:
+def run(config: MDPsConfig, table: TableConfig, rl2: RL2Config, smoke: bool = False) -> list[dict]:
+    if smoke:
         config = dataclasses.replace(config, episodes="10")
         table = dataclasses.replace(table, iterations=10, test_tasks=100, chunk_size=5)
         rl2 = dataclasses.replace(rl2, trials_per_iteration=16, hidden_size=32)
@@ -70,9 +69,9 @@ def run(config: MDPsConfig, table: TableConfig, rl2: RL2Config) -> list[dict]:
 
 
 def main(argv=None):
-    (config, table, rl2), _ = parse_configs([MDPsConfig(), TableConfig(), RL2Config()], argv,
-                                            description=__doc__)
-    run(config, table, rl2)
+    (config, table, rl2), args = parse_configs([MDPsConfig(), TableConfig(), RL2Config()], argv,
+                                               description=__doc__, extra=add_smoke_flag)
+    run(config, table, rl2, args.smoke)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ each learner of the gradient family (``--learners``; Reptile's two inner batches
 At M = 640 the second-order Fisher-vector products need more than 24 GiB at once, so the
 ``--large-tasks`` sizes compute them over chunks of 40 tasks in turn (``fisher_task_chunks``);
 the workload is labelled ``MAML-TRPO/<chunks>``.
+``--rl2 ENV EPISODES TRIALS`` adds RL^2 (GRU and transformer cores): PPO meta-training env steps/s
+on trials of EPISODES episodes, TRIALS trials per iteration, next to acting alone (the trial rollouts
+without the PPO update).
 The breakdown splits a TRPO meta-iteration into data collection (rollouts + inner update) and the
 outer step. Figures are medians over ``--repeats`` timed calls after one compile call.
 """
@@ -27,6 +30,7 @@ import metajax
 from experiments.gradient_family import LEARNERS, FamilyConfig, build
 from metajax.learners.inner_loop import make_inner_loop
 from metajax.learners.maml import MAMLConfig, make_maml
+from metajax.learners.rl2 import RL2Config, make_rl2
 from metajax.rollout import policy_act, rollout
 
 
@@ -105,6 +109,27 @@ def measure_locomotion(tasks: int, rollouts: int, repeats: int, family: str = "h
             "raw_steps_per_s": raw_rate, "ratio": meta_rate / raw_rate, "compile_s": compile_s}
 
 
+def measure_rl2(family: str, episodes: int, trials: int, core: str, repeats: int) -> list[dict]:
+    """RL^2 rows: the PPO meta-iteration and acting alone, at ``trials`` trials of ``episodes`` episodes."""
+    env, task_dist = metajax.make(family)
+    learner = make_rl2(env, task_dist, RL2Config(core=core, episodes_per_trial=episodes,
+                                                 trials_per_iteration=trials))
+    state = learner.init(jax.random.key(0))
+    steps = trials * episodes * env.horizon
+
+    def act_only(params, key):
+        batch = jax.vmap(task_dist.sample)(jax.random.split(key, trials))
+        data, _ = jax.vmap(learner.run_trial, in_axes=(None, 0, 0))(params, batch, jax.random.split(key, trials))
+        return jnp.sum(data.reward)
+
+    rows = []
+    for part, fn, arg in (("meta_step", learner.meta_step, state), ("act", act_only, state.params)):
+        compile_s, seconds = _time(fn, arg, repeats=repeats)
+        rows.append({"workload": f"RL2-{core}/{part}", "tasks": trials, "env_steps": steps, "seconds": seconds,
+                     "steps_per_s": steps / seconds, "compile_s": compile_s})
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, nargs="+", default=[20, 40, 160])
@@ -116,9 +141,16 @@ def main(argv=None):
                         help="sizes timed with the Fisher product chunked by 40 tasks (less memory)")
     parser.add_argument("--locomotion", type=int, nargs=2, metavar=("TASKS", "ROLLOUTS"), default=None,
                         help="also time MAML on halfcheetah-vel-v1 against the raw env step")
+    parser.add_argument("--rl2", nargs=3, metavar=("ENV", "EPISODES", "TRIALS"), default=None,
+                        help="also time RL^2 (both cores) on ENV with trials of EPISODES episodes")
+    parser.add_argument("--rl2-only", action="store_true", help="with --rl2: skip the MAML and family rows")
     args = parser.parse_args(argv)
     if args.repeats < 1 or min(args.tasks) < 1:
         parser.error("--repeats and --tasks must be positive")
+    if args.rl2 and (args.rl2[0] not in metajax.registered_names() or not all(v.isdigit() and int(v) > 0
+                                                                             for v in args.rl2[1:])):
+        parser.error(f"--rl2 needs a registered env ({', '.join(metajax.registered_names())}) and two "
+                     f"positive ints, got {args.rl2}")
     if args.locomotion:
         r = measure_locomotion(*args.locomotion, args.repeats)
         print(f"halfcheetah-vel-v1 at {r['tasks']} tasks x {r['rollouts']} rollouts x 200 steps: "
@@ -133,13 +165,20 @@ def main(argv=None):
     jobs += [(args.tasks[0], "trpo", "meta_step", 1, name) for name in args.learners]
     if not args.no_breakdown:
         jobs.append((args.tasks[0], "trpo", "collect", 1, None))
-    print(f"\n{'workload':<12} {'tasks':>6} {'env steps':>10} {'s/iter':>8} {'steps/s':>10} {'compile s':>10}")
+    print(f"\n{'workload':<18} {'tasks':>6} {'env steps':>10} {'s/iter':>8} {'steps/s':>10} {'compile s':>10}")
     rows = []
-    for tasks, outer, part, chunks, learner_name in jobs:
-        r = measure(tasks, outer, args.repeats, part, chunks, learner_name)
+
+    def show(r):
         rows.append(r)
-        print(f"{r['workload']:<12} {r['tasks']:>6} {r['env_steps']:>10} {r['seconds']:>8.3f} "
+        print(f"{r['workload']:<18} {r['tasks']:>6} {r['env_steps']:>10} {r['seconds']:>8.3f} "
               f"{r['steps_per_s']:>10.0f} {r['compile_s']:>10.1f}", flush=True)
+
+    if args.rl2:
+        for core in ("gru", "transformer"):
+            for r in measure_rl2(args.rl2[0], int(args.rl2[1]), int(args.rl2[2]), core, args.repeats):
+                show(r)
+    for tasks, outer, part, chunks, learner_name in ([] if args.rl2 and args.rl2_only else jobs):
+        show(measure(tasks, outer, args.repeats, part, chunks, learner_name))
     return rows
 
 

@@ -74,3 +74,36 @@ def test_throughput_rows_for_a_family_learner_and_the_raw_rollout():
     assert row["workload"] == "reptile" and row["env_steps"] == 2 * 2 * 20 * 100 and row["steps_per_s"] > 0
     raw = throughput.measure(2, "trpo", repeats=1, part="rollout")
     assert raw["env_steps"] == 2 * 20 * 100
+
+
+@pytest.mark.slow
+def test_rl2_experiments_smoke(tmp_path, capsys):
+    from experiments import rl2_bandits, rl2_mdps
+
+    rows = rl2_bandits.run(*_rl2_configs(rl2_bandits.BanditsConfig, tmp_path / "bandits"))
+    assert [r["cell"] for r in rows] == ["k=5, n=10"] and rows[0]["paper_rl2"] == 6.7
+    cells = json.loads((tmp_path / "bandits" / "results.json").read_text())[0]
+    assert set(cells) >= {f"{c}_mean" for c in rl2_bandits.COLUMNS}
+    assert abs(cells["random_mean"] - 5.0) < 0.5 and cells["oracle_mean"] > cells["thompson_mean"]
+    assert "| k=5, n=10 |" in (tmp_path / "bandits" / "table.md").read_text()
+    rows = rl2_mdps.run(*_rl2_configs(rl2_mdps.MDPsConfig, tmp_path / "mdps"))
+    assert rows[0]["n"] == 10 and rows[0]["rl2_transformer"]["iterations"] == 10
+    assert rows[0]["random"]["mean"] < rows[0]["psrl"]["mean"] < rows[0]["oracle"]["mean"]
+    with pytest.raises(SystemExit):
+        rl2_bandits.main(["--pulls", "10,20"])
+    assert "BanditsConfig.pulls must be a comma-separated subset of 10, 100, 500" in capsys.readouterr().err
+
+
+def _rl2_configs(config_cls, out_dir):
+    from experiments.rl2_common import TableConfig
+    from metajax.learners.rl2 import RL2Config
+
+    return config_cls(out_dir=str(out_dir)), TableConfig(progress=False), RL2Config(), True
+
+
+def test_throughput_rows_for_rl2():
+    from experiments import throughput
+
+    rows = throughput.measure_rl2("bandit-k5-v1", episodes=4, trials=8, core="gru", repeats=1)
+    assert [r["workload"] for r in rows] == ["RL2-gru/meta_step", "RL2-gru/act"]
+    assert all(r["env_steps"] == 32 and r["steps_per_s"] > 0 for r in rows)

@@ -30,6 +30,7 @@ from metajax.config import Config, option
 from metajax.cores import GRUCore, TransformerCore, initial_carry
 from metajax.envs.wrappers import AutoReset
 from metajax.learners.inner_loop import require_config
+from metajax.networks import distribution_from_params, distribution_params
 from metajax.rollout import episode_returns_in_trial
 from metajax.types import MetaLearner, MetaState
 
@@ -81,9 +82,8 @@ class RL2Network(nn.Module):
     num_actions: int | None = None
 
     def setup(self):
-        out = self.num_actions or self.action_size
-        scale = 0.01 if self.num_actions else 1.0
-        self.policy_head = nn.Dense(out, kernel_init=nn.initializers.variance_scaling(scale, "fan_avg", "uniform"))
+        out = self.num_actions or self.action_size  # small initial outputs: near-uniform / zero-mean start
+        self.policy_head = nn.Dense(out, kernel_init=nn.initializers.variance_scaling(0.01, "fan_avg", "uniform"))
         self.value_head = nn.Dense(1)
         if not self.num_actions:
             self.log_std = self.param("log_std", nn.initializers.zeros, (self.action_size,))
@@ -99,6 +99,9 @@ class RL2Network(nn.Module):
     def step(self, carry, x):
         carry, features = self.core.step(carry, x)
         return (carry, *self.heads(features))
+
+    def core_step(self, carry, x):
+        return self.core.step(carry, x)
 
     def sequence(self, xs):
         return self.heads(self.core.sequence(xs))
@@ -147,15 +150,16 @@ def make_rl2(env, tasks, config: RL2Config = RL2Config()) -> MetaLearner:
         return data, core_carry
 
     def trial_outputs(params, inputs):
-        """Policy distributions and values ``[T]`` over a whole trial, from the initial carry."""
+        """Policy distribution parameters and values ``[T]`` over a whole trial, from the initial carry."""
         if cfg.core == "transformer":
-            return network.apply(params, inputs, method="sequence")
+            dist, value = network.apply(params, inputs, method="sequence")
+        else:
+            def body(core_carry, x):
+                return network.apply(params, core_carry, x, method="core_step")
 
-        def body(core_carry, x):
-            core_carry, dist, value = network.apply(params, core_carry, x, method="step")
-            return core_carry, (dist, value)
-
-        return jax.lax.scan(body, carry0, inputs)[1]
+            features = jax.lax.scan(body, carry0, inputs)[1]
+            dist, value = network.apply(params, features, method="heads")
+        return distribution_params(dist), value  # arrays, so that vmap can batch them
 
     def init(key) -> MetaState:
         init_key, key = jax.random.split(key)
@@ -164,7 +168,8 @@ def make_rl2(env, tasks, config: RL2Config = RL2Config()) -> MetaLearner:
 
     def loss_fn(params, batch):
         inputs, action, old_log_prob, advantage, target = batch  # [B, T, ...]
-        dist, value = jax.vmap(trial_outputs, in_axes=(None, 0))(params, inputs)
+        dist_params, value = jax.vmap(trial_outputs, in_axes=(None, 0))(params, inputs)
+        dist = distribution_from_params(dist_params)
         log_prob = dist.log_prob(action)
         ones = jnp.ones_like(log_prob)
         advantage = losses.normalize(advantage, ones)
