@@ -50,6 +50,8 @@ class RL2Config(Config):
     discount: float = option(0.99, low=0.0, high=1.0, help="discount gamma across the whole trial")
     gae_lambda: float = option(0.95, low=0.0, high=1.0, help="GAE lambda across the whole trial")
     value_coef: float = option(0.5, low=0.0, help="value loss weight")
+    reward_scale: float = option(1.0, low=0.0, low_open=True,
+                                 help="reward multiplier for the value head's targets (the core reads raw rewards)")
     entropy_coef: float = option(0.01, low=0.0, help="entropy bonus weight")
     max_grad_norm: float = option(1.0, low=0.0, low_open=True, help="gradient clipping")
 
@@ -188,8 +190,9 @@ def make_rl2(env, tasks, config: RL2Config = RL2Config()) -> MetaLearner:
         data, _ = jax.vmap(run_trial, in_axes=(None, 0, 0))(state.params, batch_tasks,
                                                            jax.random.split(trial_key, num))
         # GAE across episode boundaries: the trial is one episode for the slow learner, [T, M]
-        advantage = losses.gae_advantages(data.reward.T, data.value.T, jnp.ones_like(data.reward.T),
-                                          cfg.discount, cfg.gae_lambda).T
+        reward = cfg.reward_scale * data.reward.T  # the value head learns scaled returns
+        advantage = losses.gae_advantages(reward, data.value.T, jnp.ones_like(reward), cfg.discount,
+                                          cfg.gae_lambda).T
         batch = (data.inputs, data.action, data.log_prob, advantage, advantage + data.value)
 
         def epoch(carry, epoch_key):
