@@ -13,16 +13,14 @@ Writes ``results.{json,csv}``, ``table.md`` and ``curves.json`` under ``--out-di
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import jax
 
 import metajax
-from experiments.rl2_common import TableConfig, add_smoke_flag, parse_list, train_rl2_cell, write_outputs
+from experiments.rl2_common import TableConfig, add_smoke_flag, fill_row, parse_list, write_outputs
 from metajax.classical import bandits
 from metajax.config import Config, option, parse_configs
 from metajax.envs.bandit import ARM_COUNTS
-from metajax.evaluation import summarize
 from metajax.learners.rl2 import RL2Config
 
 TRIAL_LENGTHS = (10, 100, 500)
@@ -52,20 +50,9 @@ def run(config: BanditsConfig, table: TableConfig, rl2: RL2Config, smoke: bool =
         env, family = metajax.make(f"bandit-k{k}-v1")
         tasks = family.fixed_tasks("test", table.test_tasks)
         for n in parse_list(config.pulls, "pulls", TRIAL_LENGTHS):
-            start = time.time()
-            baseline = bandits.trial_returns(env, tasks, jax.random.key(table.eval_seed), n)
             row = {"k": k, "n": n, "cell": f"k={k}, n={n}", "paper_rl2": PAPER_RL2.get((k, n))}
-            for name, totals in baseline.items():
-                result = summarize(totals)
-                row[name] = {"mean": float(result.mean), "stderr": float(result.stderr)}
-            row["baselines_seconds"] = round(time.time() - start, 1)
-            for core in table.core_names():
-                cell_config = dataclasses.replace(rl2, core=core, episodes_per_trial=n)
-                result = train_rl2_cell(env, family, cell_config, table, table.iterations)
-                curves[f"k={k},n={n},{core}"] = result.pop("curve")
-                row[f"rl2_{core}"] = result
-                print(f"k={k} n={n} {core}: {result['mean']:.2f} ± {result['stderr']:.2f} "
-                      f"(Thompson {row['thompson']['mean']:.2f}; {result['train_seconds']} s)", flush=True)
+            baselines = lambda: bandits.trial_returns(env, tasks, jax.random.key(table.eval_seed), n)  # noqa: E731
+            fill_row(row, baselines, env, family, n, rl2, table, curves, f"k={k},n={n}", "thompson")
             rows.append(row)
     text = write_outputs(config.out_dir, rows, "cell", COLUMNS + ["paper_rl2"], curves,
                          {"rl2_config": rl2, "table_config": table})

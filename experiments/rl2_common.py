@@ -74,6 +74,26 @@ def train_rl2_cell(env, family, rl2: RL2Config, table: TableConfig, iterations: 
             "curve": np.asarray(metrics["trial_return"][0]).round(3).tolist()}
 
 
+def fill_row(row: dict, baselines, env, family, episodes: int, rl2: RL2Config, table: TableConfig,
+             curves: dict, label: str, reference: str) -> dict:
+    """Add to ``row`` the classical baselines (``baselines() -> {name: totals [N]}``) and one trained
+    RL^2 cell per core; training curves go to ``curves[label,core]``; prints each RL^2 result next to
+    the ``reference`` baseline."""
+    start = time.time()
+    for name, totals in baselines().items():
+        result = summarize(totals)
+        row[name] = {"mean": float(result.mean), "stderr": float(result.stderr)}
+    row["baselines_seconds"] = round(time.time() - start, 1)
+    for core in table.core_names():
+        cell_config = dataclasses.replace(rl2, core=core, episodes_per_trial=episodes)
+        result = train_rl2_cell(env, family, cell_config, table, table.iterations)
+        curves[f"{label},{core}"] = result.pop("curve")
+        row[f"rl2_{core}"] = result
+        print(f"{label} {core}: {result['mean']:.2f} ± {result['stderr']:.2f} ({reference} "
+              f"{row[reference]['mean']:.2f}; {result['train_seconds']} s)", flush=True)
+    return row
+
+
 def markdown_table(rows: list[dict], row_key: str, columns: list[str]) -> str:
     """``| row_key | col... |``: ``mean ± s.e.`` for result cells, numbers as they are, blank if absent."""
     lines = ["| " + " | ".join([row_key] + columns) + " |", "|" + "---|" * (len(columns) + 1)]

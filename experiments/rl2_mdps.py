@@ -15,15 +15,13 @@ Writes ``results.{json,csv}``, ``table.md`` and ``curves.json`` under ``--out-di
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import jax
 
 import metajax
-from experiments.rl2_common import TableConfig, add_smoke_flag, parse_list, train_rl2_cell, write_outputs
+from experiments.rl2_common import TableConfig, add_smoke_flag, fill_row, parse_list, write_outputs
 from metajax.classical import mdps
 from metajax.config import Config, option, parse_configs
-from metajax.evaluation import summarize
 from metajax.learners.rl2 import RL2Config
 
 TRIAL_EPISODES = (10, 25, 50, 75, 100)
@@ -49,21 +47,8 @@ def run(config: MDPsConfig, table: TableConfig, rl2: RL2Config, smoke: bool = Fa
     tasks = family.fixed_tasks("test", table.test_tasks)
     rows, curves = [], {}
     for n in parse_list(config.episodes, "episodes", TRIAL_EPISODES):
-        start = time.time()
-        baseline = mdps.trial_returns(env, tasks, jax.random.key(table.eval_seed), n)
-        row = {"n": n}
-        for name, totals in baseline.items():
-            result = summarize(totals)
-            row[name] = {"mean": float(result.mean), "stderr": float(result.stderr)}
-        row["baselines_seconds"] = round(time.time() - start, 1)
-        for core in table.core_names():
-            cell_config = dataclasses.replace(rl2, core=core, episodes_per_trial=n)
-            result = train_rl2_cell(env, family, cell_config, table, table.iterations)
-            curves[f"n={n},{core}"] = result.pop("curve")
-            row[f"rl2_{core}"] = result
-            print(f"n={n} {core}: {result['mean']:.1f} ± {result['stderr']:.1f} "
-                  f"(PSRL {row['psrl']['mean']:.1f}; {result['train_seconds']} s)", flush=True)
-        rows.append(row)
+        baselines = lambda: mdps.trial_returns(env, tasks, jax.random.key(table.eval_seed), n)  # noqa: E731
+        rows.append(fill_row({"n": n}, baselines, env, family, n, rl2, table, curves, f"n={n}", "psrl"))
     text = write_outputs(config.out_dir, rows, "n", COLUMNS, curves,
                          {"rl2_config": rl2, "table_config": table})
     print(text)
