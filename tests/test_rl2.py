@@ -100,6 +100,7 @@ def test_episode_returns_in_trial():
     ("episodes_per_trial", 0, "in [1, inf)"),
     ("discount", 1.5, "in [0.0, 1.0]"),
     ("learning_rate", 0.0, "in (0.0, inf)"),
+    ("reward_scale", -1.0, "in (0.0, inf)"),
 ])
 def test_bad_config_values_name_the_field_and_range(field, value, allowed):
     with pytest.raises(ValueError, match=re.escape(f"RL2Config.{field} must be {allowed}")):
