@@ -165,12 +165,12 @@ def main(argv=None):
     jobs += [(args.tasks[0], "trpo", "meta_step", 1, name) for name in args.learners]
     if not args.no_breakdown:
         jobs.append((args.tasks[0], "trpo", "collect", 1, None))
-    print(f"\n{'workload':<18} {'tasks':>6} {'env steps':>10} {'s/iter':>8} {'steps/s':>10} {'compile s':>10}")
+    print(f"\n{'workload':<26} {'tasks':>6} {'env steps':>10} {'s/iter':>8} {'steps/s':>10} {'compile s':>10}")
     rows = []
 
     def show(r):
         rows.append(r)
-        print(f"{r['workload']:<18} {r['tasks']:>6} {r['env_steps']:>10} {r['seconds']:>8.3f} "
+        print(f"{r['workload']:<26} {r['tasks']:>6} {r['env_steps']:>10} {r['seconds']:>8.3f} "
               f"{r['steps_per_s']:>10.0f} {r['compile_s']:>10.1f}", flush=True)
 
     if args.rl2:
