@@ -55,10 +55,11 @@ def parse_list(text: str, name: str, allowed) -> list[int]:
     return values
 
 
-def train_rl2_cell(env, family, rl2: RL2Config, table: TableConfig, iterations: int) -> dict:
+def train_rl2_cell(env, family, rl2: RL2Config, table: TableConfig) -> dict:
     """Train RL^2 on ``family`` and evaluate one trial per test task; returns a result row."""
     learner = make_rl2(env, family, rl2)
     start = time.time()
+    iterations = table.iterations
     states, metrics = train_seeds(learner, [table.seed], iterations, table.chunk_size, table.progress)
     params = jax.tree.map(lambda x: x[0], states.params)
     jax.block_until_ready(params)
@@ -86,7 +87,7 @@ def fill_row(row: dict, baselines, env, family, episodes: int, rl2: RL2Config, t
     row["baselines_seconds"] = round(time.time() - start, 1)
     for core in table.core_names():
         cell_config = dataclasses.replace(rl2, core=core, episodes_per_trial=episodes)
-        result = train_rl2_cell(env, family, cell_config, table, table.iterations)
+        result = train_rl2_cell(env, family, cell_config, table)
         curves[f"{label},{core}"] = result.pop("curve")
         row[f"rl2_{core}"] = result
         print(f"{label} {core}: {result['mean']:.2f} ± {result['stderr']:.2f} ({reference} "

@@ -59,7 +59,7 @@ def run(config: NavigationConfig, table: TableConfig, rl2: RL2Config, smoke: boo
            "random_init": _cell(per_episode), "oracle": _cell(oracle_per_episode(config.env, env, tasks, key))}
     curves = {}
     for core in table.core_names():
-        result = train_rl2_cell(env, family, dataclasses.replace(rl2, core=core), table, table.iterations)
+        result = train_rl2_cell(env, family, dataclasses.replace(rl2, core=core), table)
         curves[core] = result.pop("curve")
         per_episode_means = result["per_episode"]
         row[f"rl2_{core}"] = {**result, "mean": result["mean"] / config.episodes,
