@@ -78,12 +78,7 @@ def train_ppo(env, task, key, config: PPOConfig = PPOConfig()):
     def loss_fn(params, batch):
         obs, action, old_log_prob, advantage, target = batch
         dist, value = policy.apply(params, obs)
-        log_prob = dist.log_prob(action)
-        ones = jnp.ones_like(log_prob)
-        advantage = losses.normalize(advantage, ones)
-        policy_loss = losses.ppo_clip_loss(log_prob, old_log_prob, advantage, ones, cfg.clip)
-        value_loss = losses.value_loss(value, target, ones)
-        return policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * jnp.mean(dist.entropy())
+        return clipped_objective(dist, value, action, old_log_prob, advantage, target, cfg)
 
     def update(carry, update_key):
         params, opt_state, env_state, obs = carry
@@ -95,27 +90,53 @@ def train_ppo(env, task, key, config: PPOConfig = PPOConfig()):
         advantage = _gae(reward, value, done, last_value, cfg.discount, cfg.gae_lambda)
         flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]),
                             (obs_t, action, log_prob, advantage, advantage + value))
-
-        def epoch(carry, epoch_key):
-            params, opt_state = carry
-            order = jax.random.permutation(epoch_key, flat[0].shape[0])
-            batches = jax.tree.map(lambda x: x[order].reshape((cfg.minibatches, -1) + x.shape[1:]), flat)
-
-            def minibatch(carry, batch):
-                params, opt_state = carry
-                loss, grads = jax.value_and_grad(loss_fn)(params, batch)
-                updates, opt_state = optimizer.update(grads, opt_state, params)
-                return (optax.apply_updates(params, updates), opt_state), loss
-            return jax.lax.scan(minibatch, (params, opt_state), batches)
-
-        (params, opt_state), loss = jax.lax.scan(epoch, (params, opt_state),
-                                                 jax.random.split(shuffle_key, cfg.epochs))
+        params, opt_state, (loss, _) = ppo_epochs(loss_fn, optimizer, params, opt_state, flat, shuffle_key,
+                                                  cfg.epochs, cfg.minibatches)
         metrics = PPOMetrics(jnp.mean(env_state.last_return), jnp.mean(loss))
         return (params, opt_state, env_state, last_obs), metrics
 
     carry = (params, optimizer.init(params), env_state, timestep.observation)
     (params, *_), metrics = jax.lax.scan(update, carry, jax.random.split(loop_key, cfg.updates))
     return params, metrics
+
+
+def clipped_objective(dist, value, action, old_log_prob, advantage, target, cfg):
+    """PPO's loss on one minibatch (any leading shape): the clipped surrogate on batch-normalised
+    advantages + ``cfg.value_coef`` x value loss - ``cfg.entropy_coef`` x entropy.
+
+    Returns ``(total, info)`` with the policy loss, value loss, entropy and approximate KL.
+    """
+    log_prob = dist.log_prob(action)
+    ones = jnp.ones_like(log_prob)
+    advantage = losses.normalize(advantage, ones)
+    policy_loss = losses.ppo_clip_loss(log_prob, old_log_prob, advantage, ones, cfg.clip)
+    value_loss = losses.value_loss(value, target, ones)
+    entropy = jnp.mean(dist.entropy())
+    total = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
+    return total, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy,
+                   "approx_kl": jnp.mean(old_log_prob - log_prob)}
+
+
+def ppo_epochs(loss_fn, optimizer, params, opt_state, batch, key, epochs: int, minibatches: int):
+    """``epochs`` shuffled passes of ``minibatches`` optimiser steps over ``batch`` (leaves ``[N, ...]``,
+    shuffled along N). ``loss_fn(params, minibatch) -> (loss, info)``; returns
+    ``(params, opt_state, (loss, info))`` with leaves ``[epochs, minibatches]``."""
+    size = jax.tree.leaves(batch)[0].shape[0]
+
+    def epoch(carry, epoch_key):
+        order = jax.random.permutation(epoch_key, size)
+        shuffled = jax.tree.map(lambda x: x[order].reshape((minibatches, -1) + x.shape[1:]), batch)
+
+        def minibatch(carry, mb):
+            params, opt_state = carry
+            (loss, info), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, mb)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), (loss, info)
+
+        return jax.lax.scan(minibatch, carry, shuffled)
+
+    (params, opt_state), history = jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, epochs))
+    return params, opt_state, history
 
 
 def _gae(reward, value, done, last_value, discount, gae_lambda):

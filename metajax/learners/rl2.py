@@ -31,6 +31,7 @@ from metajax.cores import GRUCore, TransformerCore, initial_carry
 from metajax.envs.wrappers import AutoReset
 from metajax.learners.inner_loop import require_config
 from metajax.networks import distribution_from_params, distribution_params
+from metajax.ppo import clipped_objective, ppo_epochs
 from metajax.rollout import episode_returns_in_trial
 from metajax.types import MetaLearner, MetaState
 
@@ -171,17 +172,8 @@ def make_rl2(env, tasks, config: RL2Config = RL2Config()) -> MetaLearner:
     def loss_fn(params, batch):
         inputs, action, old_log_prob, advantage, target = batch  # [B, T, ...]
         dist_params, value = jax.vmap(trial_outputs, in_axes=(None, 0))(params, inputs)
-        dist = distribution_from_params(dist_params)
-        log_prob = dist.log_prob(action)
-        ones = jnp.ones_like(log_prob)
-        advantage = losses.normalize(advantage, ones)
-        policy_loss = losses.ppo_clip_loss(log_prob, old_log_prob, advantage, ones, cfg.clip)
-        value_loss = losses.value_loss(value, target, ones)
-        entropy = jnp.mean(dist.entropy())
-        approx_kl = jnp.mean(old_log_prob - log_prob)
-        total = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
-        return total, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy,
-                       "approx_kl": approx_kl}
+        return clipped_objective(distribution_from_params(dist_params), value, action, old_log_prob,
+                                 advantage, target, cfg)
 
     def meta_step(state: MetaState, key):
         task_key, trial_key, shuffle_key = jax.random.split(key, 3)
@@ -195,20 +187,8 @@ def make_rl2(env, tasks, config: RL2Config = RL2Config()) -> MetaLearner:
                                           cfg.gae_lambda).T
         batch = (data.inputs, data.action, data.log_prob, advantage, advantage + data.value)
 
-        def epoch(carry, epoch_key):
-            order = jax.random.permutation(epoch_key, num)
-            minibatches = jax.tree.map(lambda x: x[order].reshape((cfg.minibatches, -1) + x.shape[1:]), batch)
-
-            def minibatch(carry, mb):
-                params, opt_state = carry
-                (_, info), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, mb)
-                updates, opt_state = optimizer.update(grads, opt_state, params)
-                return (optax.apply_updates(params, updates), opt_state), info
-
-            return jax.lax.scan(minibatch, carry, minibatches)
-
-        (params, opt_state), info = jax.lax.scan(epoch, (state.params, state.opt_state),
-                                                 jax.random.split(shuffle_key, cfg.epochs))
+        params, opt_state, (_, info) = ppo_epochs(loss_fn, optimizer, state.params, state.opt_state, batch,
+                                                  shuffle_key, cfg.epochs, cfg.minibatches)
         episodes = jax.vmap(episode_returns_in_trial, in_axes=(0, 0, None))(
             data.reward, data.done, cfg.episodes_per_trial)  # [M, n]
         metrics = {"trial_return": jnp.mean(jnp.sum(data.reward, axis=1)),
