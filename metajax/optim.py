@@ -17,18 +17,33 @@ def hvp_at(fn: Callable, x: jax.Array) -> Callable:
     return linear
 
 
-def gauss_newton_product_at(outputs_fn: Callable, divergence_fn: Callable, x) -> Callable:
+class OutputLinearization(NamedTuple):
+    """``outputs_fn`` linearised once at ``x``: its value, ``v -> J v`` and ``u -> J^T u``."""
+
+    outputs: object
+    jvp: Callable
+    vjp: Callable
+
+
+def linearize_outputs(outputs_fn: Callable, x) -> OutputLinearization:
+    outputs, jvp = jax.linearize(outputs_fn, x)
+    transpose = jax.linear_transpose(jvp, x)
+    return OutputLinearization(outputs, jvp, lambda u: transpose(u)[0])
+
+
+def gauss_newton_product_at(outputs_fn: Callable, divergence_fn: Callable, x,
+                            linearization: OutputLinearization | None = None) -> Callable:
     """``v -> J^T H J v``: ``J`` the Jacobian of ``outputs_fn`` at ``x``, ``H`` the Hessian of
-    ``divergence_fn`` at ``outputs_fn(x)``. Both linearised once at ``x``.
+    ``divergence_fn`` at ``outputs_fn(x)``. Both linearised once at ``x`` (or pass
+    ``linearization``, the result of ``linearize_outputs(outputs_fn, x)``, to share it).
 
     For ``divergence(outputs) = KL(old || policy(outputs))`` with ``outputs_fn(x)`` giving the old
     policy, the divergence's gradient vanishes there and this equals the KL Hessian product (the
     Fisher-vector product) without differentiating the network three times.
     """
-    outputs, jvp = jax.linearize(outputs_fn, x)
-    vjp = jax.linear_transpose(jvp, x)
-    output_hvp = hvp_at(divergence_fn, outputs)
-    return lambda v: vjp(output_hvp(jvp(v)))[0]
+    lin = linearize_outputs(outputs_fn, x) if linearization is None else linearization
+    output_hvp = hvp_at(divergence_fn, lin.outputs)
+    return lambda v: lin.vjp(output_hvp(lin.jvp(v)))
 
 
 def conjugate_gradient(matvec: Callable, b: jax.Array, iters: int = 10, tol: float = 1e-10):
@@ -122,7 +137,7 @@ def trpo_step(
     loss_and_kl_fn: Callable | None = None,
     kl_part_fn: Callable | None = None,
     num_parts: int = 1,
-    kl_outputs: tuple[Callable, Callable] | None = None,
+    kl_outputs: tuple[Callable, ...] | None = None,
 ):
     """One natural-gradient step with a KL trust region (Schulman et al. 2015).
 
@@ -137,6 +152,8 @@ def trpo_step(
       kl_outputs: optional ``(outputs_fn, divergence_fn)`` with ``kl_fn = divergence_fn o outputs_fn``
         (``outputs_fn(params)``: the policy's distribution parameters); the Fisher product is then
         the Gauss-Newton form ``J^T H J v`` (same value at ``params``, cheaper). Not with parts.
+        A third entry ``loss_of_outputs`` with ``loss_fn = loss_of_outputs o outputs_fn`` makes the
+        loss gradient ``J^T grad(loss_of_outputs)`` reuse the same linearisation of ``outputs_fn``.
     Returns:
       (new_params, TRPOInfo).
     """
@@ -147,13 +164,22 @@ def trpo_step(
         flat_both = lambda v: (flat_loss(v), flat_kl(v))
     else:
         flat_both = lambda v: loss_and_kl_fn(unravel(v))
-    loss_before, grad = jax.value_and_grad(flat_loss)(flat)
     if kl_outputs is not None and num_parts == 1:
-        outputs_fn, divergence_fn = kl_outputs
-        fisher = gauss_newton_product_at(lambda v: outputs_fn(unravel(v)), divergence_fn, flat)
+        outputs_fn, divergence_fn, *loss_of_outputs = kl_outputs
+        flat_outputs_fn = lambda v: outputs_fn(unravel(v))
+        lin = linearize_outputs(flat_outputs_fn, flat)
+        fisher = gauss_newton_product_at(flat_outputs_fn, divergence_fn, flat, lin)
+        if loss_of_outputs:
+            loss_before, output_grad = jax.value_and_grad(loss_of_outputs[0])(lin.outputs)
+            grad = lin.vjp(output_grad)
+        else:
+            loss_before, grad = jax.value_and_grad(flat_loss)(flat)
     elif kl_part_fn is None or num_parts == 1:
+        loss_before, grad = jax.value_and_grad(flat_loss)(flat)
         fisher = hvp_at(flat_kl, flat)
     else:
+        loss_before, grad = jax.value_and_grad(flat_loss)(flat)
+
         def fisher(v):
             part_hvp = lambda i: hvp_at(lambda x: kl_part_fn(unravel(x), i), flat)(v)
             return jnp.mean(jax.lax.map(part_hvp, jnp.arange(num_parts)), axis=0)

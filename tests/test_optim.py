@@ -72,3 +72,24 @@ def test_gauss_newton_product_equals_the_divergence_hessian_at_its_minimum():
     full = optim.hvp_at(lambda x: divergence(outputs_fn(x)), x0)(v)
     np.testing.assert_allclose(optim.gauss_newton_product_at(outputs_fn, divergence, x0)(v), full,
                                rtol=1e-4, atol=1e-6)
+
+
+def test_trpo_step_with_the_loss_through_the_outputs_matches_the_plain_step():
+    # the loss gradient taken through the shared linearisation of outputs_fn (J^T grad) must give
+    # the same step as differentiating loss_fn directly, and the Gauss-Newton form the same as the
+    # KL Hessian
+    w = jnp.asarray(np.random.default_rng(2).normal(size=(3, 4)), jnp.float32)
+    x0 = jnp.asarray([0.2, -0.3, 0.1, 0.4], jnp.float32)
+    outputs_fn = lambda p: jnp.tanh(w @ p["x"])
+    old = outputs_fn({"x": x0})
+    divergence = lambda out: 0.5 * jnp.sum((out - old) ** 2 * jnp.array([1.0, 2.0, 3.0]))
+    loss_of_outputs = lambda out: jnp.sum(jnp.array([1.0, -0.5, 0.25]) * out) + jnp.sum(out**3)
+    loss = lambda p: loss_of_outputs(outputs_fn(p))
+    kl = lambda p: divergence(outputs_fn(p))
+    params = {"x": x0}
+    plain, plain_info = optim.trpo_step(loss, kl, params, max_kl=0.01, cg_iters=4)
+    shared, shared_info = optim.trpo_step(loss, kl, params, max_kl=0.01, cg_iters=4,
+                                          kl_outputs=(outputs_fn, divergence, loss_of_outputs))
+    np.testing.assert_allclose(shared["x"], plain["x"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(shared_info.loss_before, plain_info.loss_before, rtol=1e-6)
+    assert bool(shared_info.accepted) and float(jnp.linalg.norm(shared["x"] - x0)) > 1e-3

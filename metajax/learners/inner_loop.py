@@ -88,9 +88,18 @@ def make_inner_loop(env, task_dist, config: InnerLoopConfig, policy=None,
         adv = losses.gae_advantages(batch.reward, values, batch.valid, cfg.discount, cfg.gae_lambda)
         return losses.normalize(adv, batch.valid) if cfg.normalize_advantages else adv
 
+    def flat_distribution_params(fast, observation):
+        """Distribution parameters ``[T, B, ...]`` computed on the flattened ``[T * B, O]`` batch
+        (2-D matmuls lay out better in XLA than ``[T, B, H]`` ones through the second-order passes)."""
+        lead = observation.shape[:-1]
+        dist, _ = policy.apply(fast, observation.reshape(-1, observation.shape[-1]))
+        return jax.tree.map(lambda x: x.reshape(lead + x.shape[1:]), distribution_params(dist))
+
+    def flat_log_prob(fast, observation, action):
+        return distribution_from_params(flat_distribution_params(fast, observation)).log_prob(action)
+
     def inner_loss(fast, batch: Transition, adv) -> jax.Array:
-        dist, _ = policy.apply(fast, batch.observation)
-        log_probs = dist.log_prob(batch.action)
+        log_probs = flat_log_prob(fast, batch.observation, batch.action)
         return inner_objective(cfg.estimator, log_probs, batch.log_prob, adv, batch.valid)
 
     def inner_update(meta, fast, batch: Transition, adv, lr_scale=1.0):
@@ -140,13 +149,13 @@ def make_inner_loop(env, task_dist, config: InnerLoopConfig, policy=None,
     def post_policy_params(meta, data: MetaBatch):
         """The post-update policy's distribution parameters at ``meta`` (through the adaptation)."""
         def task(inner_data, post):
-            return distribution_params(policy.apply(adapted_of(meta, inner_data), post.observation)[0])
+            return flat_distribution_params(adapted_of(meta, inner_data), post.observation)
         return jax.vmap(task)(data.inner_data, data.post)
 
     def post_kls(data: MetaBatch, params):
         """Per-task KL(collection-time post-update policy || the one given by ``params``) ``[M]``."""
         def task(old_adapted, post, new):
-            old_dist, _ = policy.apply(old_adapted, post.observation)
+            old_dist = distribution_from_params(flat_distribution_params(old_adapted, post.observation))
             return losses.mean_kl(old_dist, distribution_from_params(new), post.valid)
         return jax.vmap(task)(data.adapted, data.post, params)
 
@@ -164,8 +173,8 @@ def make_inner_loop(env, task_dist, config: InnerLoopConfig, policy=None,
         new, old = replay(meta, inner_data), replay(old_meta, inner_data)
         kls = []
         for k, batch in enumerate(inner_data[0]):
-            new_dist, _ = policy.apply(new[k], batch.observation)
-            old_dist, _ = policy.apply(old[k], batch.observation)
+            new_dist = distribution_from_params(flat_distribution_params(new[k], batch.observation))
+            old_dist = distribution_from_params(flat_distribution_params(old[k], batch.observation))
             kls.append(losses.mean_kl(old_dist, new_dist, batch.valid))
         return jnp.mean(jnp.stack(kls))
 

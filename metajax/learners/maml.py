@@ -22,6 +22,7 @@ from metajax.learners.inner_loop import (
     InnerLoop, InnerLoopConfig, MetaBatch, adaptation_metrics, gradient_learner_api, make_inner_loop,
     require_config,
 )
+from metajax.networks import distribution_from_params
 from metajax.optim import trpo_step
 from metajax.types import MetaLearner, MetaState
 
@@ -52,10 +53,16 @@ class MAMLConfig(InnerLoopConfig):
 
 def maml_surrogate_and_kl(loop: InnerLoop, meta, data: MetaBatch):
     """(TRPO surrogate, mean post-update KL) at ``meta``, differentiable through the adaptation."""
-    log_probs, kls = loop.post_log_prob(meta, data)
+    params = loop.post_policy_params(meta, data)
+    return surrogate_of_post_params(data, params), loop.post_kl_from_params(data, params)
+
+
+def surrogate_of_post_params(data: MetaBatch, params):
+    """The TRPO surrogate (mean over tasks) given the post-update policies' distribution parameters."""
+    log_probs = jax.vmap(lambda p, post: distribution_from_params(p).log_prob(post.action))(params, data.post)
     surrogate = jax.vmap(losses.importance_surrogate)(
         log_probs, data.post.log_prob, data.post_advantages, data.post.valid)
-    return jnp.mean(surrogate), jnp.mean(kls)
+    return jnp.mean(surrogate)
 
 
 def outer_update(loop: InnerLoop, cfg: MAMLConfig, state: MetaState, data: MetaBatch):
@@ -76,7 +83,8 @@ def outer_update(loop: InnerLoop, cfg: MAMLConfig, state: MetaState, data: MetaB
         num_parts=chunks,
         kl_outputs=None if cfg.fisher_product == "kl_hessian" else (
             lambda meta: loop.post_policy_params(meta, data),
-            lambda params: loop.post_kl_from_params(data, params)),
+            lambda params: loop.post_kl_from_params(data, params),
+            lambda params: surrogate_of_post_params(data, params)),
     )
     metrics = {"loss_before": info.loss_before, "loss_after": info.loss_after, "kl": info.kl,
                "accepted": info.accepted.astype(jnp.float32),
