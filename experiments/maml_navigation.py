@@ -5,6 +5,9 @@
   python -m experiments.maml_navigation --resume        # continue an interrupted run
 
 Writes ``<out_dir>/results.{json,csv}``, ``<out_dir>/adaptation.png`` and the training metrics.
+Besides the metajax protocol (20 episodes per adaptation step) it reports the same model under the
+batches of the authors' test script (rllab's sampler: 4,000 steps from 40 lockstep envs, unfinished
+episodes dropped), the protocol behind the paper's figures.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import jax
 import metajax
 from experiments.common import EvalConfig, plot_adaptation, write_table
 from metajax.config import parse_configs
-from metajax.evaluation import evaluate, evaluate_oracle
+from metajax.evaluation import StepBudgetSampler, evaluate, evaluate_oracle
 from metajax.learners.maml import MAMLConfig, make_maml
 from metajax.training import TrainConfig, train
 
@@ -48,6 +51,11 @@ def run(maml_cfg: MAMLConfig, train_cfg: TrainConfig, eval_cfg: EvalConfig, resu
         )
     )
     maml = run_eval(state.params, eval_key)
+    # the authors' test script drew each step's batch with rllab's sampler: 4,000 steps, 40 envs
+    rllab_sampler = jax.jit(lambda params, key: evaluate(
+        learner, env, params, tasks, key, eval_cfg.adaptation_steps,
+        later_steps_lr_scale=eval_cfg.later_steps_lr_scale, sampler=StepBudgetSampler(),
+    ))(state.params, eval_key)
     random_init = run_eval(learner.init(init_key).params, random_key)
     oracle = evaluate_oracle(env, tasks, oracle_key, rollouts_per_step=eval_cfg.eval_rollouts)
 
@@ -58,6 +66,8 @@ def run(maml_cfg: MAMLConfig, train_cfg: TrainConfig, eval_cfg: EvalConfig, resu
         rows.append({
             "adaptation_steps": k,
             "maml_mean": float(maml.mean[k]), "maml_stderr": float(maml.stderr[k]),
+            "maml_rllab_sampler_mean": float(rllab_sampler.mean[k]),
+            "maml_rllab_sampler_stderr": float(rllab_sampler.stderr[k]),
             "random_init_mean": float(random_init.mean[k]),
             "random_init_stderr": float(random_init.stderr[k]),
             "oracle_mean": float(oracle.mean[0]), "oracle_stderr": float(oracle.stderr[0]),
@@ -70,6 +80,7 @@ def run(maml_cfg: MAMLConfig, train_cfg: TrainConfig, eval_cfg: EvalConfig, resu
         os.path.join(out, "adaptation.png"),
         {
             "MAML (metajax)": (maml.mean, maml.stderr),
+            "MAML (metajax), rllab's 4,000-step batches": (rllab_sampler.mean, rllab_sampler.stderr),
             "random init (metajax)": (random_init.mean, random_init.stderr),
             "MAML (paper)": tuple(zip(*PAPER_MAML[: eval_cfg.adaptation_steps + 1])),
             "random init (paper)": tuple(zip(*PAPER_RANDOM_INIT[: eval_cfg.adaptation_steps + 1])),
@@ -100,10 +111,12 @@ def main(argv=None):
     summary = run(maml_cfg, train_cfg, eval_cfg, resume=args.resume)
     print(f"\n{ENV_NAME} after {summary['iterations']} meta-iterations "
           f"({summary['train_seconds']:.0f} s training on {summary['device']}):")
-    print(f"{'steps':>5} {'MAML':>16} {'random init':>16} {'oracle':>14} {'paper MAML':>12}")
+    print(f"{'steps':>5} {'MAML':>16} {'MAML, rllab batch':>18} {'random init':>16} {'oracle':>14} "
+          f"{'paper MAML':>12}")
     for r in summary["rows"]:
         paper = "" if r["paper_maml"] is None else f"{r['paper_maml']:.1f}"
         print(f"{r['adaptation_steps']:>5} {r['maml_mean']:>9.2f} ± {r['maml_stderr']:<4.2f} "
+              f"{r['maml_rllab_sampler_mean']:>11.2f} ± {r['maml_rllab_sampler_stderr']:<4.2f} "
               f"{r['random_init_mean']:>9.2f} ± {r['random_init_stderr']:<4.2f} "
               f"{r['oracle_mean']:>7.2f} ± {r['oracle_stderr']:<4.2f} {paper:>12}")
     print("targets met:", summary["passed_targets"])

@@ -8,6 +8,12 @@ inner step size (the one it was meta-trained for); steps after it scale that ste
 point-nav, see README). Results are the mean and standard error over tasks. The same protocol from a fresh (not meta-trained) initialisation gives the
 random-init row, and ``evaluate_oracle`` gives the row of a policy that is told the task.
 
+For comparison with papers evaluated in rllab (MAML's), ``evaluate`` can instead draw each
+step's batch the way rllab's vectorised sampler does (``StepBudgetSampler``): ``num_envs`` envs run
+episodes back to back in lockstep and sampling stops at the first step at which the finished
+episodes hold ``min_steps`` steps; unfinished episodes are dropped. Both the reported return (mean
+over the kept episodes, which favours short ones) and the adaptation step use that batch.
+
 Context-based learners (RL^2): ``evaluate_trials`` plays one trial per held-out test task, the carry
 spanning its episodes, and reports the return of each episode of the trial (mean and standard error
 over tasks); the trial's total return is the sum over episodes.
@@ -24,6 +30,29 @@ from metajax.types import MetaLearner
 
 NUM_TEST_TASKS = 40
 ROLLOUTS_PER_STEP = 20
+
+
+class StepBudgetSampler(NamedTuple):
+    """rllab's batch: ``num_envs`` lockstep envs until finished episodes hold ``min_steps`` steps;
+    ``episodes_per_env`` bounds the episodes drawn per env (enough unless episodes are very short)."""
+
+    num_envs: int = 40
+    min_steps: int = 4000
+    episodes_per_env: int = 16
+
+
+def step_budget_mask(valid: jax.Array, sampler: StepBudgetSampler) -> tuple[jax.Array, jax.Array]:
+    """Which episodes (columns of ``valid [T, num_envs * episodes_per_env]``, env-major within each
+    round: column ``k * num_envs + e`` is env ``e``'s ``k``-th episode) the sampler keeps, as
+    ``[B]`` floats, and whether the drawn episodes reached ``min_steps`` at all."""
+    lengths = jnp.sum(valid, axis=0).reshape(sampler.episodes_per_env, sampler.num_envs)
+    finished_at = jnp.cumsum(lengths, axis=0).ravel()  # the lockstep time each episode ends
+    order = jnp.argsort(finished_at)
+    steps_done = jnp.cumsum(lengths.ravel()[order])
+    enough = steps_done[-1] >= sampler.min_steps
+    stop = jnp.where(enough, finished_at[order][jnp.argmax(steps_done >= sampler.min_steps)],
+                     finished_at[order][-1])  # too few drawn: keep them all
+    return (finished_at <= stop).astype(jnp.float32), enough
 
 
 class EvalResult(NamedTuple):
@@ -56,18 +85,32 @@ def evaluate(
     adaptation_steps: int = 3,
     rollouts_per_step: int = ROLLOUTS_PER_STEP,
     later_steps_lr_scale: float = 0.5,
+    sampler: StepBudgetSampler | None = None,
 ) -> EvalResult:
-    """Returns after ``0..adaptation_steps`` inner updates on each task of ``tasks [N, ...]``."""
+    """Returns after ``0..adaptation_steps`` inner updates on each task of ``tasks [N, ...]``.
+
+    Each step's batch is ``rollouts_per_step`` episodes, or rllab's step-budget batch if
+    ``sampler`` is given (then ``rollouts_per_step`` is unused).
+    """
     if learner.adapt_step is None:
         raise ValueError("evaluate needs a gradient-based learner with adapt_step")
+
+    def sample(act, task, key):
+        if sampler is None:
+            batch = rollout(env, act, task, key, rollouts_per_step)
+            return batch, jnp.mean(episode_returns(batch))
+        batch = rollout(env, act, task, key, sampler.num_envs * sampler.episodes_per_env)
+        kept, _ = step_budget_mask(batch.valid, sampler)
+        mean_return = jnp.sum(episode_returns(batch) * kept) / jnp.sum(kept)
+        return batch._replace(valid=batch.valid * kept), mean_return
 
     def per_task(task, task_key):
         adapted = learner.start_adaptation(params)
         returns = []
         for step_key in jax.random.split(task_key, adaptation_steps + 1):
             act = policy_act(lambda p, obs: learner.make_policy(params, p)(obs), adapted)
-            batch = rollout(env, act, task, step_key, rollouts_per_step)
-            returns.append(jnp.mean(episode_returns(batch)))
+            batch, mean_return = sample(act, task, step_key)
+            returns.append(mean_return)
             if len(returns) <= adaptation_steps:
                 scale = 1.0 if len(returns) == 1 else later_steps_lr_scale
                 adapted = learner.adapt_step(params, adapted, batch, scale)
