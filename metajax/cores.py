@@ -4,7 +4,8 @@ Over one trial (no batch axis; callers vmap) both expose
 
   ``step(carry, x [I]) -> (carry, features [D])``  acting, one step at a time;
 
-and ``initial_carry(core) -> carry``. The transformer also has a parallel training path
+and ``initial_carry(core) -> carry``. ``SeparateCores`` pairs two cores, one for the policy and one
+for the value, with features ``(policy, value)``. The transformer also has a parallel training path
 ``sequence(x [T, I]) -> features [T, D]`` over the whole trial from the initial carry, equal to a scan
 of ``step`` (tests/test_rl2.py checks it); for the GRU the scan of ``step`` is the training path. The GRU's carry is its hidden state ``[D]``; the transformer's is a
 key/value cache ``[L, T_max, heads, D / heads]`` of the trial so far plus the position, so acting
@@ -102,8 +103,30 @@ class TransformerCore(nn.Module):
         return self.step(carry, x)
 
 
+class SeparateCores(nn.Module):
+    """Two cores over the same inputs, one feeding the policy and one the value estimate (as in
+    RL^2's TRPO, whose baseline is its own recurrent network): the value loss's gradients then
+    never reach the policy's features. Carry ``(policy, value)``; features ``(policy [D], value [D])``."""
+
+    policy: nn.Module
+    value: nn.Module
+
+    def step(self, carry, x):
+        policy_carry, policy_features = self.policy.step(carry[0], x)
+        value_carry, value_features = self.value.step(carry[1], x)
+        return (policy_carry, value_carry), (policy_features, value_features)
+
+    def sequence(self, xs):
+        return self.policy.sequence(xs), self.value.sequence(xs)
+
+    def __call__(self, carry, x):  # used by init: creates every parameter
+        return self.step(carry, x)
+
+
 def initial_carry(core: nn.Module):
     """The carry at the start of a trial (zeros; an empty cache at position 0)."""
+    if isinstance(core, SeparateCores):
+        return initial_carry(core.policy), initial_carry(core.value)
     if isinstance(core, TransformerCore):
         head_dim = core.hidden_size // core.num_heads
         shape = (core.num_layers, core.max_length, core.num_heads, head_dim)

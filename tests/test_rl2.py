@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import metajax
-from metajax.cores import TransformerCore, initial_carry
+from metajax.cores import GRUCore, SeparateCores, TransformerCore, initial_carry
 from metajax.evaluation import evaluate_trials
 from metajax.learners import MAMLConfig, make_maml
-from metajax.learners.rl2 import RL2Config, make_rl2
+from metajax.learners.rl2 import RL2Config, RL2Network, make_rl2
 from metajax.rollout import episode_returns_in_trial
 from metajax.testing import check_learner
 from metajax.training import train_seeds
@@ -28,6 +28,33 @@ def test_conformance(name, core):
     episodes = 1 if env.horizon >= 100 else SMALL.episodes_per_trial
     config = dataclasses.replace(SMALL, core=core, episodes_per_trial=episodes)
     check_learner(make_rl2(env, tasks, config), env, tasks, eager=False)
+
+
+@pytest.mark.parametrize("core", ["gru", "transformer"])
+def test_separate_value_core_conformance_and_gradient_isolation(core):
+    """With ``value_core="separate"`` the value loss moves only the value core and head, and the
+    policy's log-probs move only the policy core and head."""
+    env, tasks = metajax.make("bandit-k5-v1")
+    config = dataclasses.replace(SMALL, core=core, value_core="separate")
+    check_learner(make_rl2(env, tasks, config), env, tasks, eager=False)
+    make = (lambda: TransformerCore(16, 1, 2, max_length=6)) if core == "transformer" else (lambda: GRUCore(16))
+    network = RL2Network(SeparateCores(make(), make()), env.action_size, env.num_actions)
+    xs = jax.random.normal(jax.random.key(0), (6, env.observation_size + env.num_actions + 2))
+    carry = initial_carry(network.core)
+    params = network.init(jax.random.key(1), carry, xs[0])
+
+    def outputs(p):
+        def body(c, x):
+            c, dist, value = network.apply(p, c, x, method="step")
+            return c, (dist.log_prob(0), value)
+        return jax.lax.scan(body, carry, xs)[1]
+
+    value_grads = jax.grad(lambda p: jnp.sum(outputs(p)[1]))(params)["params"]
+    policy_grads = jax.grad(lambda p: jnp.sum(outputs(p)[0]))(params)["params"]
+    norm = lambda tree: float(sum(jnp.sum(jnp.abs(x)) for x in jax.tree.leaves(tree)))
+    assert norm(value_grads["core"]["policy"]) == 0.0 and norm(value_grads["policy_head"]) == 0.0
+    assert norm(policy_grads["core"]["value"]) == 0.0 and norm(policy_grads["value_head"]) == 0.0
+    assert norm(value_grads["core"]["value"]) > 0.0 and norm(policy_grads["core"]["policy"]) > 0.0
 
 
 @pytest.mark.parametrize("core", ["gru", "transformer"])

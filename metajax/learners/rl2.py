@@ -27,7 +27,7 @@ import optax
 
 from metajax import losses
 from metajax.config import Config, option
-from metajax.cores import GRUCore, TransformerCore, initial_carry
+from metajax.cores import GRUCore, SeparateCores, TransformerCore, initial_carry
 from metajax.envs.wrappers import AutoReset
 from metajax.learners.inner_loop import require_config
 from metajax.networks import distribution_from_params, distribution_params
@@ -39,6 +39,8 @@ from metajax.types import MetaLearner, MetaState
 @dataclasses.dataclass(frozen=True)
 class RL2Config(Config):
     core: str = option("gru", choices=("gru", "transformer"), help="sequence core")
+    value_core: str = option("shared", choices=("shared", "separate"),
+                             help="value head on the policy's core, or on a second core of its own")
     episodes_per_trial: int = option(10, low=1, help="episodes per trial (n); the carry spans them")
     trials_per_iteration: int = option(128, low=1, help="trials per meta-iteration, each a fresh task")
     hidden_size: int = option(128, low=1, help="core width")
@@ -92,12 +94,14 @@ class RL2Network(nn.Module):
             self.log_std = self.param("log_std", nn.initializers.zeros, (self.action_size,))
 
     def heads(self, features):
-        out = self.policy_head(features)
+        """Features ``[..., D]``, or a ``(policy, value)`` pair from ``SeparateCores``."""
+        policy_features, value_features = features if isinstance(features, tuple) else (features, features)
+        out = self.policy_head(policy_features)
         if self.num_actions:
             dist = distrax.Categorical(logits=out)
         else:
             dist = distrax.MultivariateNormalDiag(out, jnp.broadcast_to(jnp.exp(self.log_std), out.shape))
-        return dist, self.value_head(features)[..., 0]
+        return dist, self.value_head(value_features)[..., 0]
 
     def step(self, carry, x):
         carry, features = self.core.step(carry, x)
@@ -119,10 +123,12 @@ def make_rl2(env, tasks, config: RL2Config = RL2Config()) -> MetaLearner:
     cfg = config
     num_actions = getattr(env, "num_actions", None)
     trial_steps = cfg.episodes_per_trial * env.horizon
-    if cfg.core == "gru":
-        core = GRUCore(cfg.hidden_size)
-    else:
-        core = TransformerCore(cfg.hidden_size, cfg.num_layers, cfg.num_heads, max_length=trial_steps)
+    def make_core():
+        if cfg.core == "gru":
+            return GRUCore(cfg.hidden_size)
+        return TransformerCore(cfg.hidden_size, cfg.num_layers, cfg.num_heads, max_length=trial_steps)
+
+    core = make_core() if cfg.value_core == "shared" else SeparateCores(make_core(), make_core())
     network = RL2Network(core, env.action_size, num_actions)
     input_size = env.observation_size + (num_actions or env.action_size) + 2
     carry0 = initial_carry(core)
