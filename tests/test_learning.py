@@ -57,7 +57,7 @@ def test_gradient_family_learns_to_adapt_on_point_nav(name):
 
 @pytest.mark.heavy
 def test_maml_navigation_reproduces_one_step_result(tmp_path):
-    """The full default experiment (~10 min on 2 CPU cores): Finn et al. 2017, Fig. 5, one step."""
+    """The full default experiment (~4 min on 2 CPU cores): Finn et al. 2017, Fig. 5, one step."""
     from experiments import maml_navigation
 
     maml_navigation.main(["--out-dir", str(tmp_path), "--progress", "false"])
