@@ -137,7 +137,8 @@ def trpo_step(
     loss_and_kl_fn: Callable | None = None,
     kl_part_fn: Callable | None = None,
     num_parts: int = 1,
-    kl_outputs: tuple[Callable, ...] | None = None,
+    kl_outputs: tuple[Callable, Callable] | None = None,
+    loss_of_outputs: Callable | None = None,
 ):
     """One natural-gradient step with a KL trust region (Schulman et al. 2015).
 
@@ -152,8 +153,8 @@ def trpo_step(
       kl_outputs: optional ``(outputs_fn, divergence_fn)`` with ``kl_fn = divergence_fn o outputs_fn``
         (``outputs_fn(params)``: the policy's distribution parameters); the Fisher product is then
         the Gauss-Newton form ``J^T H J v`` (same value at ``params``, cheaper). Not with parts.
-        A third entry ``loss_of_outputs`` with ``loss_fn = loss_of_outputs o outputs_fn`` makes the
-        loss gradient ``J^T grad(loss_of_outputs)`` reuse the same linearisation of ``outputs_fn``.
+      loss_of_outputs: optional, with ``kl_outputs``: ``loss_fn = loss_of_outputs o outputs_fn``; the
+        loss gradient is then ``J^T grad(loss_of_outputs)``, reusing the linearisation of ``outputs_fn``.
     Returns:
       (new_params, TRPOInfo).
     """
@@ -165,12 +166,12 @@ def trpo_step(
     else:
         flat_both = lambda v: loss_and_kl_fn(unravel(v))
     if kl_outputs is not None and num_parts == 1:
-        outputs_fn, divergence_fn, *loss_of_outputs = kl_outputs
+        outputs_fn, divergence_fn = kl_outputs
         flat_outputs_fn = lambda v: outputs_fn(unravel(v))
         lin = linearize_outputs(flat_outputs_fn, flat)
         fisher = gauss_newton_product_at(flat_outputs_fn, divergence_fn, flat, lin)
-        if loss_of_outputs:
-            loss_before, output_grad = jax.value_and_grad(loss_of_outputs[0])(lin.outputs)
+        if loss_of_outputs is not None:
+            loss_before, output_grad = jax.value_and_grad(loss_of_outputs)(lin.outputs)
             grad = lin.vjp(output_grad)
         else:
             loss_before, grad = jax.value_and_grad(flat_loss)(flat)

@@ -1,5 +1,4 @@
 """Conjugate gradient, Hessian-vector products, line search and the TRPO step on closed forms."""
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -89,7 +88,8 @@ def test_trpo_step_with_the_loss_through_the_outputs_matches_the_plain_step():
     params = {"x": x0}
     plain, plain_info = optim.trpo_step(loss, kl, params, max_kl=0.01, cg_iters=4)
     shared, shared_info = optim.trpo_step(loss, kl, params, max_kl=0.01, cg_iters=4,
-                                          kl_outputs=(outputs_fn, divergence, loss_of_outputs))
+                                          kl_outputs=(outputs_fn, divergence),
+                                          loss_of_outputs=loss_of_outputs)
     np.testing.assert_allclose(shared["x"], plain["x"], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(shared_info.loss_before, plain_info.loss_before, rtol=1e-6)
     assert bool(shared_info.accepted) and float(jnp.linalg.norm(shared["x"] - x0)) > 1e-3

@@ -83,8 +83,8 @@ def outer_update(loop: InnerLoop, cfg: MAMLConfig, state: MetaState, data: MetaB
         num_parts=chunks,
         kl_outputs=None if cfg.fisher_product == "kl_hessian" else (
             lambda meta: loop.post_policy_params(meta, data),
-            lambda params: loop.post_kl_from_params(data, params),
-            lambda params: surrogate_of_post_params(data, params)),
+            lambda params: loop.post_kl_from_params(data, params)),
+        loss_of_outputs=lambda params: surrogate_of_post_params(data, params),
     )
     metrics = {"loss_before": info.loss_before, "loss_after": info.loss_after, "kl": info.kl,
                "accepted": info.accepted.astype(jnp.float32),

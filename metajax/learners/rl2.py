@@ -123,6 +123,7 @@ def make_rl2(env, tasks, config: RL2Config = RL2Config()) -> MetaLearner:
     cfg = config
     num_actions = getattr(env, "num_actions", None)
     trial_steps = cfg.episodes_per_trial * env.horizon
+
     def make_core():
         if cfg.core == "gru":
             return GRUCore(cfg.hidden_size)
