@@ -20,7 +20,8 @@ import jax
 import metajax
 from experiments.common import EvalConfig, plot_adaptation, write_table
 from metajax.config import parse_configs
-from metajax.evaluation import StepBudgetSampler, evaluate, evaluate_oracle
+from metajax.evaluation import evaluate, evaluate_oracle
+from metajax.rollout import StepBudgetSampler
 from metajax.learners.maml import MAMLConfig, make_maml
 from metajax.training import TrainConfig, train
 

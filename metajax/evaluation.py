@@ -25,34 +25,14 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from metajax.rollout import episode_returns, episode_returns_in_trial, policy_act, rollout
+from metajax.rollout import (
+    StepBudgetSampler, episode_returns, episode_returns_in_trial, policy_act, rollout,
+    step_budget_mask,
+)
 from metajax.types import MetaLearner
 
 NUM_TEST_TASKS = 40
 ROLLOUTS_PER_STEP = 20
-
-
-class StepBudgetSampler(NamedTuple):
-    """rllab's batch: ``num_envs`` lockstep envs until finished episodes hold ``min_steps`` steps;
-    ``episodes_per_env`` bounds the episodes drawn per env (enough unless episodes are very short)."""
-
-    num_envs: int = 40
-    min_steps: int = 4000
-    episodes_per_env: int = 16
-
-
-def step_budget_mask(valid: jax.Array, sampler: StepBudgetSampler) -> tuple[jax.Array, jax.Array]:
-    """Which episodes (columns of ``valid [T, num_envs * episodes_per_env]``, env-major within each
-    round: column ``k * num_envs + e`` is env ``e``'s ``k``-th episode) the sampler keeps, as
-    ``[B]`` floats, and whether the drawn episodes reached ``min_steps`` at all."""
-    lengths = jnp.sum(valid, axis=0).reshape(sampler.episodes_per_env, sampler.num_envs)
-    finished_at = jnp.cumsum(lengths, axis=0).ravel()  # the lockstep time each episode ends
-    order = jnp.argsort(finished_at)
-    steps_done = jnp.cumsum(lengths.ravel()[order])
-    enough = steps_done[-1] >= sampler.min_steps
-    stop = jnp.where(enough, finished_at[order][jnp.argmax(steps_done >= sampler.min_steps)],
-                     finished_at[order][-1])  # too few drawn: keep them all
-    return (finished_at <= stop).astype(jnp.float32), enough
 
 
 class EvalResult(NamedTuple):

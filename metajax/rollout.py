@@ -6,7 +6,7 @@ buffer but marked ``valid = 0``.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -72,3 +72,26 @@ def episode_returns_in_trial(reward: jax.Array, done: jax.Array, num_episodes: i
     episode = jnp.cumsum(done) - done  # index of the episode each step belongs to
     index = jnp.clip(episode, 0, num_episodes).astype(jnp.int32)
     return jax.ops.segment_sum(reward, index, num_segments=num_episodes + 1)[:num_episodes]
+
+
+class StepBudgetSampler(NamedTuple):
+    """rllab's batch: ``num_envs`` lockstep envs until finished episodes hold ``min_steps`` steps;
+    ``episodes_per_env`` bounds the episodes drawn per env (enough unless episodes are very short)."""
+
+    num_envs: int = 40
+    min_steps: int = 4000
+    episodes_per_env: int = 16
+
+
+def step_budget_mask(valid: jax.Array, sampler: StepBudgetSampler) -> tuple[jax.Array, jax.Array]:
+    """Which episodes (columns of ``valid [T, num_envs * episodes_per_env]``, env-major within each
+    round: column ``k * num_envs + e`` is env ``e``'s ``k``-th episode) the sampler keeps, as
+    ``[B]`` floats, and whether the drawn episodes reached ``min_steps`` at all."""
+    lengths = jnp.sum(valid, axis=0).reshape(sampler.episodes_per_env, sampler.num_envs)
+    finished_at = jnp.cumsum(lengths, axis=0).ravel()  # the lockstep time each episode ends
+    order = jnp.argsort(finished_at)
+    steps_done = jnp.cumsum(lengths.ravel()[order])
+    enough = steps_done[-1] >= sampler.min_steps
+    stop = jnp.where(enough, finished_at[order][jnp.argmax(steps_done >= sampler.min_steps)],
+                     finished_at[order][-1])  # too few drawn: keep them all
+    return (finished_at <= stop).astype(jnp.float32), enough

@@ -19,7 +19,7 @@ from metajax import baselines, losses
 from metajax.config import Config, option
 from metajax.estimators import ESTIMATORS, inner_objective
 from metajax.networks import default_policy, distribution_from_params, distribution_params
-from metajax.rollout import episode_returns, policy_act, rollout
+from metajax.rollout import StepBudgetSampler, episode_returns, policy_act, rollout, step_budget_mask
 from metajax.types import Transition
 
 
@@ -36,6 +36,10 @@ class InnerLoopConfig(Config):
     discount: float = option(0.99, low=0.0, high=1.0, help="discount gamma")
     gae_lambda: float = option(1.0, low=0.0, high=1.0, help="GAE lambda")
     normalize_advantages: bool = option(True, help="centre and scale advantages per batch")
+    post_episode_pool: int = option(0, low=0, help="0: the post-update batch is B episodes per task; "
+                                    "P > 0: rllab's training sampler, one lockstep env per task "
+                                    "drawing up to P episodes until the finished ones hold B x H x M "
+                                    "steps, unfinished ones dropped")
     remat: bool = option(False, help="recompute the inner update in the outer step (less memory)")
     hidden_sizes: tuple = option((100, 100), low=1, help="policy MLP widths")
     init_log_std: float = option(0.0, low=-5.0, high=2.0, help="initial policy log-std")
@@ -110,8 +114,8 @@ def make_inner_loop(env, task_dist, config: InnerLoopConfig, policy=None,
             return jax.tree.map(lambda p, a, g: p - lr_scale * a * g, fast, meta["step_size"], grads)
         return jax.tree.map(lambda p, g: p - lr_scale * cfg.inner_lr * g, fast, grads)
 
-    def sample(fast, task, key) -> Transition:
-        return rollout(env, policy_act(policy.apply, fast), task, key, cfg.rollouts_per_task)
+    def sample(fast, task, key, episodes=cfg.rollouts_per_task) -> Transition:
+        return rollout(env, policy_act(policy.apply, fast), task, key, episodes)
 
     def adapt_collect(meta, task, key):
         """K inner steps on fresh rollouts; returns the adapted weights and the data used."""
@@ -134,14 +138,25 @@ def make_inner_loop(env, task_dist, config: InnerLoopConfig, policy=None,
     def collect_task(meta, task, key):
         adapt_key, post_key = jax.random.split(key)
         adapted, inner_data = adapt_collect(meta, task, adapt_key)
-        post = sample(adapted, task, post_key)
-        return adapted, inner_data, post, advantages(post)
+        post = sample(adapted, task, post_key, cfg.post_episode_pool or cfg.rollouts_per_task)
+        return adapted, inner_data, post
+
+    def step_budget(post: Transition) -> Transition:
+        """Mask the post-update pools ``[M, T, P]`` down to rllab's step-budget batch."""
+        m, horizon, pool = post.valid.shape
+        sampler = StepBudgetSampler(m, cfg.rollouts_per_task * horizon * m, pool)
+        valid = jnp.transpose(post.valid, (1, 2, 0)).reshape(horizon, pool * m)  # column k * M + task
+        kept, _ = step_budget_mask(valid, sampler)
+        return post._replace(valid=post.valid * kept.reshape(pool, m).T[:, None, :])
 
     def collect(meta, key) -> MetaBatch:
         task_key, rollout_key = jax.random.split(key)
         tasks = jax.vmap(task_dist.sample)(jax.random.split(task_key, cfg.meta_batch_size))
         keys = jax.random.split(rollout_key, cfg.meta_batch_size)
-        batch = jax.vmap(collect_task, in_axes=(None, 0, 0))(meta, tasks, keys)
+        adapted, inner_data, post = jax.vmap(collect_task, in_axes=(None, 0, 0))(meta, tasks, keys)
+        if cfg.post_episode_pool:
+            post = step_budget(post)
+        batch = (adapted, inner_data, post, jax.vmap(advantages)(post))
         return MetaBatch(*jax.lax.stop_gradient(batch))
 
     adapted_of = jax.checkpoint(lambda m, d: replay(m, d)[-1]) if cfg.remat else (lambda m, d: replay(m, d)[-1])
@@ -199,7 +214,7 @@ def adaptation_metrics(loop: InnerLoop, meta, data: MetaBatch) -> dict:
     log_std = fast.get("params", {}).get("log_std") if isinstance(fast, dict) else None
     return {
         "pre_return": jnp.mean(jax.vmap(episode_returns)(data.inner_data[0][0])),
-        "post_return": jnp.mean(jax.vmap(episode_returns)(data.post)),
+        "post_return": _kept_mean(jax.vmap(episode_returns)(data.post), data.post.valid[:, 0]),
         "policy_std": jnp.zeros(()) if log_std is None else jnp.mean(jnp.exp(log_std)),
     }
 
@@ -220,3 +235,8 @@ def gradient_learner_api(loop: InnerLoop, policy_apply: Callable) -> dict:
 
     return dict(adapt=adapt, adapt_step=adapt_step, make_policy=make_policy,
                 start_adaptation=loop.start)
+
+
+def _kept_mean(returns, kept):
+    """Mean of ``returns`` over the episodes with ``kept`` 1 (all of them unless a step budget dropped some)."""
+    return jnp.sum(returns * kept) / jnp.maximum(jnp.sum(kept), 1.0)
