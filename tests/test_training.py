@@ -1,8 +1,6 @@
 """The driver: resume equals an uninterrupted run; existing runs are never overwritten."""
 import json
 
-import jax
-import numpy as np
 import pytest
 
 import metajax
