@@ -26,8 +26,8 @@ import jax
 import jax.numpy as jnp
 
 from metajax.rollout import (
-    StepBudgetSampler, episode_returns, episode_returns_in_trial, policy_act, rollout,
-    step_budget_mask,
+    StepBudgetSampler, episode_returns, episode_returns_in_trial, mean_episode_return, policy_act,
+    rollout, step_budget_mask,
 )
 from metajax.types import MetaLearner
 
@@ -77,20 +77,18 @@ def evaluate(
 
     def sample(act, task, key):
         if sampler is None:
-            batch = rollout(env, act, task, key, rollouts_per_step)
-            return batch, jnp.mean(episode_returns(batch))
+            return rollout(env, act, task, key, rollouts_per_step)
         batch = rollout(env, act, task, key, sampler.num_envs * sampler.episodes_per_env)
         kept, _ = step_budget_mask(batch.valid, sampler)
-        mean_return = jnp.sum(episode_returns(batch) * kept) / jnp.sum(kept)
-        return batch._replace(valid=batch.valid * kept), mean_return
+        return batch._replace(valid=batch.valid * kept)
 
     def per_task(task, task_key):
         adapted = learner.start_adaptation(params)
         returns = []
         for step_key in jax.random.split(task_key, adaptation_steps + 1):
             act = policy_act(lambda p, obs: learner.make_policy(params, p)(obs), adapted)
-            batch, mean_return = sample(act, task, step_key)
-            returns.append(mean_return)
+            batch = sample(act, task, step_key)
+            returns.append(mean_episode_return(batch))
             if len(returns) <= adaptation_steps:
                 scale = 1.0 if len(returns) == 1 else later_steps_lr_scale
                 adapted = learner.adapt_step(params, adapted, batch, scale)

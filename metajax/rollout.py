@@ -67,6 +67,13 @@ def episode_returns(batch: Transition) -> jax.Array:
     return jnp.sum(batch.reward * batch.valid, axis=0)
 
 
+def mean_episode_return(batch: Transition) -> jax.Array:
+    """Mean return over the episodes of ``[T, B]`` that were kept (``valid`` at their first step);
+    all of them unless a step budget (``step_budget_mask``) dropped some."""
+    kept = batch.valid[0]
+    return jnp.sum(episode_returns(batch) * kept) / jnp.maximum(jnp.sum(kept), 1.0)
+
+
 def episode_returns_in_trial(reward: jax.Array, done: jax.Array, num_episodes: int) -> jax.Array:
     """Return of each of the first ``num_episodes`` episodes of a trial: ``[T], [T] -> [n]``."""
     episode = jnp.cumsum(done) - done  # index of the episode each step belongs to

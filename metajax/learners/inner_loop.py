@@ -19,7 +19,9 @@ from metajax import baselines, losses
 from metajax.config import Config, option
 from metajax.estimators import ESTIMATORS, inner_objective
 from metajax.networks import default_policy, distribution_from_params, distribution_params
-from metajax.rollout import StepBudgetSampler, episode_returns, policy_act, rollout, step_budget_mask
+from metajax.rollout import (
+    StepBudgetSampler, episode_returns, mean_episode_return, policy_act, rollout, step_budget_mask,
+)
 from metajax.types import Transition
 
 
@@ -99,11 +101,11 @@ def make_inner_loop(env, task_dist, config: InnerLoopConfig, policy=None,
         dist, _ = policy.apply(fast, observation.reshape(-1, observation.shape[-1]))
         return jax.tree.map(lambda x: x.reshape(lead + x.shape[1:]), distribution_params(dist))
 
-    def flat_log_prob(fast, observation, action):
-        return distribution_from_params(flat_distribution_params(fast, observation)).log_prob(action)
+    def flat_dist(fast, observation):
+        return distribution_from_params(flat_distribution_params(fast, observation))
 
     def inner_loss(fast, batch: Transition, adv) -> jax.Array:
-        log_probs = flat_log_prob(fast, batch.observation, batch.action)
+        log_probs = flat_dist(fast, batch.observation).log_prob(batch.action)
         return inner_objective(cfg.estimator, log_probs, batch.log_prob, adv, batch.valid)
 
     def inner_update(meta, fast, batch: Transition, adv, lr_scale=1.0):
@@ -170,7 +172,7 @@ def make_inner_loop(env, task_dist, config: InnerLoopConfig, policy=None,
     def post_kls(data: MetaBatch, params):
         """Per-task KL(collection-time post-update policy || the one given by ``params``) ``[M]``."""
         def task(old_adapted, post, new):
-            old_dist = distribution_from_params(flat_distribution_params(old_adapted, post.observation))
+            old_dist = flat_dist(old_adapted, post.observation)
             return losses.mean_kl(old_dist, distribution_from_params(new), post.valid)
         return jax.vmap(task)(data.adapted, data.post, params)
 
@@ -188,8 +190,8 @@ def make_inner_loop(env, task_dist, config: InnerLoopConfig, policy=None,
         new, old = replay(meta, inner_data), replay(old_meta, inner_data)
         kls = []
         for k, batch in enumerate(inner_data[0]):
-            new_dist = distribution_from_params(flat_distribution_params(new[k], batch.observation))
-            old_dist = distribution_from_params(flat_distribution_params(old[k], batch.observation))
+            new_dist = flat_dist(new[k], batch.observation)
+            old_dist = flat_dist(old[k], batch.observation)
             kls.append(losses.mean_kl(old_dist, new_dist, batch.valid))
         return jnp.mean(jnp.stack(kls))
 
@@ -214,7 +216,7 @@ def adaptation_metrics(loop: InnerLoop, meta, data: MetaBatch) -> dict:
     log_std = fast.get("params", {}).get("log_std") if isinstance(fast, dict) else None
     return {
         "pre_return": jnp.mean(jax.vmap(episode_returns)(data.inner_data[0][0])),
-        "post_return": _kept_mean(jax.vmap(episode_returns)(data.post), data.post.valid[:, 0]),
+        "post_return": jnp.mean(jax.vmap(mean_episode_return)(data.post)),
         "policy_std": jnp.zeros(()) if log_std is None else jnp.mean(jnp.exp(log_std)),
     }
 
@@ -236,7 +238,3 @@ def gradient_learner_api(loop: InnerLoop, policy_apply: Callable) -> dict:
     return dict(adapt=adapt, adapt_step=adapt_step, make_policy=make_policy,
                 start_adaptation=loop.start)
 
-
-def _kept_mean(returns, kept):
-    """Mean of ``returns`` over the episodes with ``kept`` 1 (all of them unless a step budget dropped some)."""
-    return jnp.sum(returns * kept) / jnp.maximum(jnp.sum(kept), 1.0)
