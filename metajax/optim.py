@@ -139,6 +139,7 @@ def trpo_step(
     num_parts: int = 1,
     kl_outputs: tuple[Callable, Callable] | None = None,
     loss_of_outputs: Callable | None = None,
+    kl_outputs_part: tuple[Callable, Callable] | None = None,
 ):
     """One natural-gradient step with a KL trust region (Schulman et al. 2015).
 
@@ -155,6 +156,9 @@ def trpo_step(
         the Gauss-Newton form ``J^T H J v`` (same value at ``params``, cheaper). Not with parts.
       loss_of_outputs: optional, with ``kl_outputs``: ``loss_fn = loss_of_outputs o outputs_fn``; the
         loss gradient is then ``J^T grad(loss_of_outputs)``, reusing the linearisation of ``outputs_fn``.
+      kl_outputs_part: optional, with ``num_parts > 1``: ``(outputs_fn(params, i), divergence_fn(outputs, i))``
+        for part ``i``; the Fisher product is then the Gauss-Newton form summed part by part (in place
+        of ``kl_part_fn``'s KL Hessians; same value, cheaper).
     Returns:
       (new_params, TRPOInfo).
     """
@@ -175,15 +179,21 @@ def trpo_step(
             grad = lin.vjp(output_grad)
         else:
             loss_before, grad = jax.value_and_grad(flat_loss)(flat)
-    elif kl_part_fn is None or num_parts == 1:
+    elif num_parts == 1 or (kl_part_fn is None and kl_outputs_part is None):
         loss_before, grad = jax.value_and_grad(flat_loss)(flat)
         fisher = hvp_at(flat_kl, flat)
     else:
         loss_before, grad = jax.value_and_grad(flat_loss)(flat)
 
+        def part_product(i, v):
+            if kl_outputs_part is None:
+                return hvp_at(lambda x: kl_part_fn(unravel(x), i), flat)(v)
+            outputs_part, divergence_part = kl_outputs_part
+            return gauss_newton_product_at(lambda x: outputs_part(unravel(x), i),
+                                           lambda out: divergence_part(out, i), flat)(v)
+
         def fisher(v):
-            part_hvp = lambda i: hvp_at(lambda x: kl_part_fn(unravel(x), i), flat)(v)
-            return jnp.mean(jax.lax.map(part_hvp, jnp.arange(num_parts)), axis=0)
+            return jnp.mean(jax.lax.map(lambda i: part_product(i, v), jnp.arange(num_parts)), axis=0)
     matvec = lambda v: fisher(v) + cg_damping * v
     direction, residual = _conjugate_gradient(matvec, -grad, cg_iters)
     # x^T A x = x^T (b - r): the step's curvature without another Fisher product

@@ -133,12 +133,14 @@ def test_remat_changes_memory_not_results():
 def test_chunked_fisher_product_equals_full():
     env, tasks = metajax.make("point-nav-v1")
     states = []
-    for chunks in (1, 2):
-        cfg = MAMLConfig(**{**TINY, "meta_batch_size": 4}, fisher_task_chunks=chunks)
+    for chunks, product in ((1, "gauss_newton"), (2, "gauss_newton"), (2, "kl_hessian")):
+        cfg = MAMLConfig(**{**TINY, "meta_batch_size": 4}, fisher_task_chunks=chunks, fisher_product=product)
         learner = make_maml(env, tasks, cfg)
         states.append(jax.jit(learner.meta_step)(learner.init(jax.random.key(0)), jax.random.key(1)))
     from metajax.testing import assert_trees_close
-    assert_trees_close(states[0], states[1], rtol=1e-3, atol=1e-5, what="chunked vs full Fisher")
+    assert float(states[0][1]["accepted"]) == 1.0
+    for chunked, what in zip(states[1:], ("Gauss-Newton", "KL-Hessian")):
+        assert_trees_close(states[0], chunked, rtol=1e-3, atol=1e-5, what=f"chunked {what} vs full Fisher")
     with pytest.raises(ValueError, match="fisher_task_chunks must divide meta_batch_size=4"):
         MAMLConfig(meta_batch_size=4, fisher_task_chunks=3)
 

@@ -76,15 +76,18 @@ def outer_update(loop: InnerLoop, cfg: MAMLConfig, state: MetaState, data: MetaB
         params = optax.apply_updates(state.params, updates)
         return params, opt_state, {"loss_before": loss, "kl": kl(params)}
     chunks = cfg.fisher_task_chunks
+    gauss_newton = cfg.fisher_product == "gauss_newton"
+    chunk = lambda i: _task_chunk(data, i, chunks)  # noqa: E731
     params, info = trpo_step(
         surrogate, kl, state.params, cfg.max_kl, cfg.cg_iters, cfg.cg_damping,
         cfg.backtrack_ratio, cfg.max_backtracks, loss_and_kl_fn=both,
-        kl_part_fn=lambda meta, i: maml_surrogate_and_kl(loop, meta, _task_chunk(data, i, chunks))[1],
+        kl_part_fn=lambda meta, i: maml_surrogate_and_kl(loop, meta, chunk(i))[1],
         num_parts=chunks,
-        kl_outputs=None if cfg.fisher_product == "kl_hessian" else (
-            lambda meta: loop.post_policy_params(meta, data),
-            lambda params: loop.post_kl_from_params(data, params)),
+        kl_outputs=(lambda meta: loop.post_policy_params(meta, data),
+                    lambda params: loop.post_kl_from_params(data, params)) if gauss_newton else None,
         loss_of_outputs=lambda params: surrogate_of_post_params(data, params),
+        kl_outputs_part=(lambda meta, i: loop.post_policy_params(meta, chunk(i)),
+                         lambda params, i: loop.post_kl_from_params(chunk(i), params)) if gauss_newton else None,
     )
     metrics = {"loss_before": info.loss_before, "loss_after": info.loss_after, "kl": info.kl,
                "accepted": info.accepted.astype(jnp.float32),
