@@ -11,6 +11,8 @@ each learner of the gradient family (``--learners``; Reptile's two inner batches
 At M = 640 the second-order Fisher-vector products need more than 24 GiB at once, so the
 ``--large-tasks`` sizes compute them over chunks of 40 tasks in turn (``fisher_task_chunks``);
 the workload is labelled ``MAML-TRPO/<chunks>``.
+``--locomotion-scaling 20 200 2000`` times MAML-TRPO on ``halfcheetah-vel-v1`` at each number of
+tasks (the GPU scaling sweep), with the Fisher product chunked above ``--fisher-chunk-tasks``.
 ``--rl2 ENV EPISODES TRIALS`` adds RL^2 (GRU and transformer cores): PPO meta-training env steps/s
 on trials of EPISODES episodes, TRIALS trials per iteration, next to acting alone (the trial rollouts
 without the PPO update).
@@ -84,11 +86,16 @@ def measure(tasks: int, outer: str, repeats: int, part: str = "meta_step", chunk
             "compile_s": compile_s}
 
 
-def measure_locomotion(tasks: int, rollouts: int, repeats: int, family: str = "halfcheetah-vel-v1"):
+def measure_locomotion(tasks: int, rollouts: int, repeats: int, family: str = "halfcheetah-vel-v1",
+                       chunk_tasks: int = 0):
     """MAML-TRPO meta-training env-steps/s on a brax family vs the raw vmapped env step at the same
-    batch (random actions, no policy): the ratio is the share of simulator speed training keeps."""
+    batch (random actions, no policy): the ratio is the share of simulator speed training keeps.
+    With ``chunk_tasks`` > 0 the Fisher product runs over chunks of that many tasks (less memory)."""
+    chunks = tasks // chunk_tasks if 0 < chunk_tasks < tasks else 1
+    if tasks % chunks:
+        raise ValueError(f"chunk_tasks={chunk_tasks} must divide tasks={tasks}")
     env, task_dist = metajax.make(family)
-    cfg = MAMLConfig(meta_batch_size=tasks, rollouts_per_task=rollouts, inner_lr=0.1)
+    cfg = MAMLConfig(meta_batch_size=tasks, rollouts_per_task=rollouts, inner_lr=0.1, fisher_task_chunks=chunks)
     learner = make_maml(env, task_dist, cfg)
     state = learner.init(jax.random.key(0))
     steps = tasks * rollouts * env.horizon
@@ -105,7 +112,8 @@ def measure_locomotion(tasks: int, rollouts: int, repeats: int, family: str = "h
         return jnp.sum(jax.vmap(one)(batch, jax.random.split(key, tasks)))
     _, raw_s = _time(raw, state.params, repeats=repeats)
     meta_rate, raw_rate = 2 * steps / meta_s, steps / raw_s
-    return {"family": family, "tasks": tasks, "rollouts": rollouts, "meta_steps_per_s": meta_rate,
+    return {"family": family, "tasks": tasks, "rollouts": rollouts, "fisher_chunks": chunks,
+            "meta_env_steps": 2 * steps, "meta_seconds": meta_s, "meta_steps_per_s": meta_rate,
             "raw_steps_per_s": raw_rate, "ratio": meta_rate / raw_rate, "compile_s": compile_s}
 
 
@@ -141,12 +149,25 @@ def main(argv=None):
                         help="sizes timed with the Fisher product chunked by 40 tasks (less memory)")
     parser.add_argument("--locomotion", type=int, nargs=2, metavar=("TASKS", "ROLLOUTS"), default=None,
                         help="also time MAML on halfcheetah-vel-v1 against the raw env step")
+    parser.add_argument("--locomotion-scaling", type=int, nargs="+", default=None, metavar="TASKS",
+                        help="MAML-TRPO iteration time on halfcheetah-vel-v1 at each number of tasks "
+                        "(e.g. 20 200 2000 on a GPU), --locomotion-rollouts rollouts per task")
+    parser.add_argument("--locomotion-rollouts", type=int, default=20)
+    parser.add_argument("--fisher-chunk-tasks", type=int, default=200,
+                        help="with --locomotion-scaling: tasks per Fisher-product chunk above this size")
     parser.add_argument("--rl2", nargs=3, metavar=("ENV", "EPISODES", "TRIALS"), default=None,
                         help="also time RL^2 (both cores) on ENV with trials of EPISODES episodes")
     parser.add_argument("--rl2-only", action="store_true", help="with --rl2: skip the MAML and family rows")
     args = parser.parse_args(argv)
     if args.repeats < 1 or min(args.tasks) < 1:
         parser.error("--repeats and --tasks must be positive")
+    scaling = args.locomotion_scaling or []
+    if min(scaling + [args.locomotion_rollouts, args.fisher_chunk_tasks]) < 1:
+        parser.error("--locomotion-scaling, --locomotion-rollouts and --fisher-chunk-tasks must be positive")
+    for tasks in scaling:
+        if tasks > args.fisher_chunk_tasks and tasks % args.fisher_chunk_tasks:
+            parser.error(f"--fisher-chunk-tasks {args.fisher_chunk_tasks} must divide every "
+                         f"--locomotion-scaling size above it, got {tasks}")
     if args.rl2 and (args.rl2[0] not in metajax.registered_names() or not all(v.isdigit() and int(v) > 0
                                                                              for v in args.rl2[1:])):
         parser.error(f"--rl2 needs a registered env ({', '.join(metajax.registered_names())}) and two "
@@ -158,6 +179,15 @@ def main(argv=None):
               f"steps/s, ratio {r['ratio']:.2f} (compile {r['compile_s']:.0f} s)")
     device = jax.devices()[0]
     print(f"device: {device.platform} / {device.device_kind}; jax {jax.__version__}")
+    if scaling:
+        print(f"\nhalfcheetah-vel-v1, {args.locomotion_rollouts} full-horizon rollouts per task, "
+              "pre- and post-update batches")
+        print(f"{'tasks':>6} {'chunks':>6} {'env steps':>10} {'s/iter':>8} {'steps/s':>10} {'raw ratio':>9} {'compile s':>10}")
+    for tasks in scaling:
+        r = measure_locomotion(tasks, args.locomotion_rollouts, args.repeats, chunk_tasks=args.fisher_chunk_tasks)
+        print(f"{tasks:>6} {r['fisher_chunks']:>6} {r['meta_env_steps']:>10} "
+              f"{r['meta_seconds']:>8.2f} {r['meta_steps_per_s']:>10.0f} {r['ratio']:>9.2f} "
+              f"{r['compile_s']:>10.1f}", flush=True)
     jobs = [(m, "trpo", part, 1, None) for m in args.tasks for part in ("meta_step", "rollout")]
     jobs += [(m, "trpo", part, max(1, m // 40), None) for m in args.large_tasks
              for part in ("meta_step", "rollout")]

@@ -76,6 +76,18 @@ def test_throughput_rows_for_a_family_learner_and_the_raw_rollout():
     assert raw["env_steps"] == 2 * 20 * 100
 
 
+def test_throughput_locomotion_scaling_flags_are_checked_before_anything_runs(capsys):
+    from experiments import throughput
+
+    with pytest.raises(SystemExit):
+        throughput.main(["--locomotion-scaling", "20", "300", "--fisher-chunk-tasks", "200"])
+    assert "--fisher-chunk-tasks 200 must divide every --locomotion-scaling size above it, got 300" in (
+        capsys.readouterr().err)
+    with pytest.raises(SystemExit):
+        throughput.main(["--locomotion-scaling", "0"])
+    assert "must be positive" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_rl2_experiments_smoke(tmp_path, capsys):
     from experiments import rl2_bandits, rl2_mdps
