@@ -91,9 +91,10 @@ def measure_locomotion(tasks: int, rollouts: int, repeats: int, family: str = "h
     """MAML-TRPO meta-training env-steps/s on a brax family vs the raw vmapped env step at the same
     batch (random actions, no policy): the ratio is the share of simulator speed training keeps.
     With ``chunk_tasks`` > 0 the Fisher product runs over chunks of that many tasks (less memory)."""
-    chunks = tasks // chunk_tasks if 0 < chunk_tasks < tasks else 1
-    if tasks % chunks:
+    chunked = 0 < chunk_tasks < tasks
+    if chunked and tasks % chunk_tasks:
         raise ValueError(f"chunk_tasks={chunk_tasks} must divide tasks={tasks}")
+    chunks = tasks // chunk_tasks if chunked else 1
     env, task_dist = metajax.make(family)
     cfg = MAMLConfig(meta_batch_size=tasks, rollouts_per_task=rollouts, inner_lr=0.1, fisher_task_chunks=chunks)
     learner = make_maml(env, task_dist, cfg)
