@@ -96,7 +96,8 @@ def measure_locomotion(tasks: int, rollouts: int, repeats: int, family: str = "h
         raise ValueError(f"chunk_tasks={chunk_tasks} must divide tasks={tasks}")
     chunks = tasks // chunk_tasks if chunked else 1
     env, task_dist = metajax.make(family)
-    cfg = MAMLConfig(meta_batch_size=tasks, rollouts_per_task=rollouts, inner_lr=0.1, fisher_task_chunks=chunks)
+    cfg = MAMLConfig(meta_batch_size=tasks, rollouts_per_task=rollouts, inner_lr=0.1,
+                     fisher_task_chunks=chunks)
     learner = make_maml(env, task_dist, cfg)
     state = learner.init(jax.random.key(0))
     steps = tasks * rollouts * env.horizon
@@ -183,9 +184,11 @@ def main(argv=None):
     if scaling:
         print(f"\nhalfcheetah-vel-v1, {args.locomotion_rollouts} full-horizon rollouts per task, "
               "pre- and post-update batches")
-        print(f"{'tasks':>6} {'chunks':>6} {'env steps':>10} {'s/iter':>8} {'steps/s':>10} {'raw ratio':>9} {'compile s':>10}")
+        print(f"{'tasks':>6} {'chunks':>6} {'env steps':>10} {'s/iter':>8} {'steps/s':>10} "
+              f"{'raw ratio':>9} {'compile s':>10}")
     for tasks in scaling:
-        r = measure_locomotion(tasks, args.locomotion_rollouts, args.repeats, chunk_tasks=args.fisher_chunk_tasks)
+        r = measure_locomotion(tasks, args.locomotion_rollouts, args.repeats,
+                               chunk_tasks=args.fisher_chunk_tasks)
         print(f"{tasks:>6} {r['fisher_chunks']:>6} {r['meta_env_steps']:>10} "
               f"{r['meta_seconds']:>8.2f} {r['meta_steps_per_s']:>10.0f} {r['ratio']:>9.2f} "
               f"{r['compile_s']:>10.1f}", flush=True)

@@ -5,8 +5,8 @@ the current policy, record their mean return, take one adaptation step on exactl
 and repeat; this gives returns after 0..K adaptation steps. The first step uses the learner's own
 inner step size (the one it was meta-trained for); steps after it scale that step size by
 ``later_steps_lr_scale`` (0.5 by default: at the full step size a second step overshoots on
-point-nav, see README). Results are the mean and standard error over tasks. The same protocol from a fresh (not meta-trained) initialisation gives the
-random-init row, and ``evaluate_oracle`` gives the row of a policy that is told the task.
+point-nav, see README). Results are the mean and standard error over tasks. The same protocol
+from a fresh (not meta-trained) initialisation gives the random-init row, and ``evaluate_oracle`` gives the row of a policy that is told the task.
 
 For comparison with papers evaluated in rllab (MAML's), ``evaluate`` can instead draw each
 step's batch the way rllab's vectorised sampler does (``StepBudgetSampler``): ``num_envs`` envs run

@@ -156,8 +156,8 @@ def trpo_step(
         the Gauss-Newton form ``J^T H J v`` (same value at ``params``, cheaper). Not with parts.
       loss_of_outputs: optional, with ``kl_outputs``: ``loss_fn = loss_of_outputs o outputs_fn``; the
         loss gradient is then ``J^T grad(loss_of_outputs)``, reusing the linearisation of ``outputs_fn``.
-      kl_outputs_part: optional, with ``num_parts > 1``: ``(outputs_fn(params, i), divergence_fn(outputs, i))``
-        for part ``i``; the Fisher product is then the Gauss-Newton form summed part by part (in place
+      kl_outputs_part: optional, with ``num_parts > 1``: the pair
+        ``(outputs_fn(params, i), divergence_fn(outputs, i))`` for part ``i``; the Fisher product is then the Gauss-Newton form summed part by part (in place
         of ``kl_part_fn``'s KL Hessians; same value, cheaper).
     Returns:
       (new_params, TRPOInfo).

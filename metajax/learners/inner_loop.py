@@ -237,4 +237,3 @@ def gradient_learner_api(loop: InnerLoop, policy_apply: Callable) -> dict:
 
     return dict(adapt=adapt, adapt_step=adapt_step, make_policy=make_policy,
                 start_adaptation=loop.start)
-

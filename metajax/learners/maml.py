@@ -78,6 +78,8 @@ def outer_update(loop: InnerLoop, cfg: MAMLConfig, state: MetaState, data: MetaB
     chunks = cfg.fisher_task_chunks
     gauss_newton = cfg.fisher_product == "gauss_newton"
     chunk = lambda i: _task_chunk(data, i, chunks)  # noqa: E731
+    outputs_part = lambda meta, i: loop.post_policy_params(meta, chunk(i))  # noqa: E731
+    divergence_part = lambda params, i: loop.post_kl_from_params(chunk(i), params)  # noqa: E731
     params, info = trpo_step(
         surrogate, kl, state.params, cfg.max_kl, cfg.cg_iters, cfg.cg_damping,
         cfg.backtrack_ratio, cfg.max_backtracks, loss_and_kl_fn=both,
@@ -86,8 +88,7 @@ def outer_update(loop: InnerLoop, cfg: MAMLConfig, state: MetaState, data: MetaB
         kl_outputs=(lambda meta: loop.post_policy_params(meta, data),
                     lambda params: loop.post_kl_from_params(data, params)) if gauss_newton else None,
         loss_of_outputs=lambda params: surrogate_of_post_params(data, params),
-        kl_outputs_part=(lambda meta, i: loop.post_policy_params(meta, chunk(i)),
-                         lambda params, i: loop.post_kl_from_params(chunk(i), params)) if gauss_newton else None,
+        kl_outputs_part=(outputs_part, divergence_part) if gauss_newton else None,
     )
     metrics = {"loss_before": info.loss_before, "loss_after": info.loss_after, "kl": info.kl,
                "accepted": info.accepted.astype(jnp.float32),
