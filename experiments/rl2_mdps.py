@@ -2,6 +2,7 @@
 
   python -m experiments.rl2_mdps                             # n in {10,25,50,75,100}, both cores
   python -m experiments.rl2_mdps --episodes 10,25 --cores gru --iterations 1000
+  python -m experiments.rl2_mdps --episodes 10 --cores transformer --transition-input true
   python -m experiments.rl2_mdps --smoke --out-dir /tmp/rl2m
 
 Rows: n, the episodes (of H = 10 steps) per trial. Columns: random, PSRL (posterior sampling with
@@ -9,7 +10,8 @@ the family's own prior), RL^2-GRU, RL^2-transformer and the known-MDP optimum (v
 the total reward of a trial, mean +- s.e. over the same fixed test tasks (1,000 by default). Each
 RL^2 cell trains for ``--iterations`` PPO iterations. Trial returns reach ~200, so the value head
 learns returns scaled by ``--reward-scale 0.1`` (the default here): unscaled, the value loss's
-gradient swamps the policy's through the shared core under gradient clipping.
+gradient swamps the policy's through the shared core under gradient clipping. ``--transition-input
+true`` (not in the paper) adds the previous state to each input: the transformer then beats PSRL.
 Writes ``results.{json,csv}``, ``table.md`` and ``curves.json`` under ``--out-dir``.
 """
 from __future__ import annotations

@@ -89,7 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser, config: Config) -> None:
     for f in dataclasses.fields(config):
         flag = "--" + f.name.replace("_", "-")
         value = getattr(config, f.name)
-        text = f"{f.metadata.get('help', '')} [{_allowed(f.metadata)}; default {value!r}]"
+        allowed = "true or false" if isinstance(value, bool) else _allowed(f.metadata)
+        text = f"{f.metadata.get('help', '')} [{allowed}; default {value!r}]"
         if isinstance(value, bool):
             parser.add_argument(flag, dest=f.name, type=_parse_bool, default=value, help=text)
         elif isinstance(value, tuple):

@@ -46,29 +46,30 @@ def check_env(env, task_dist, num_tasks: int = 3, num_steps: int = 5, seed: int 
 
     # jit == eager
     eager = env.reset(reset_key, task0)
-    jitted = jax.jit(env.reset)(reset_key, task0)
+    jit_reset, jit_step = jax.jit(env.reset), jax.jit(env.step)
+    jitted = jit_reset(reset_key, task0)
     tol = dict(rtol=tolerance, atol=tolerance)
     assert_trees_close(eager, jitted, **tol, what="reset: jit vs eager")
     eager_step = env.step(step_key, eager[0], action, task0)
-    jitted_step = jax.jit(env.step)(step_key, eager[0], action, task0)
+    jitted_step = jit_step(step_key, eager[0], action, task0)
     assert_trees_close(eager_step, jitted_step, **tol, what="step: jit vs eager")
     ts = eager_step[1]
     assert ts.observation.shape == (env.observation_size,), "observation shape"
     assert ts.reward.shape == () and ts.terminated.dtype == bool and ts.truncated.dtype == bool
 
     # vmap over tasks == loop
-    def run(task, k):
-        state, _ = env.reset(k, task)
+    def run(task, k, reset=env.reset, step=env.step):
+        state, _ = reset(k, task)
         rewards = []
         for i, sk in enumerate(jax.random.split(k, num_steps)):
-            state, ts = env.step(sk, state, _discrete_or_continuous_actions(env, jax.random.fold_in(k, i)), task)
+            state, ts = step(sk, state, _discrete_or_continuous_actions(env, jax.random.fold_in(k, i)), task)
             rewards.append(ts.reward)
         return jnp.stack(rewards), ts.observation
 
     keys = jax.random.split(reset_key, num_tasks)
     batched = jax.jit(jax.vmap(run))(tasks, keys)
-    for i in range(num_tasks):
-        looped = run(jax.tree.map(lambda x: x[i], tasks), keys[i])
+    for i in range(num_tasks):  # one task at a time, through the single-task programs compiled above
+        looped = run(jax.tree.map(lambda x: x[i], tasks), keys[i], jit_reset, jit_step)
         assert_trees_close(jax.tree.map(lambda x: x[i], batched), looped, **tol, what=f"vmap vs loop, task {i}")
 
     # an auto-reset keeps the task: the episode after the reset replays the first one exactly when
@@ -78,6 +79,7 @@ def check_env(env, task_dist, num_tasks: int = 3, num_steps: int = 5, seed: int 
     horizon = env.horizon
     actions = _discrete_or_continuous_actions(env, action_key, (horizon,))
 
+    @jax.jit  # compiled once, run for both episodes
     def episode_rewards(state, k):
         def body(state, inputs):
             a, sk = inputs

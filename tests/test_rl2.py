@@ -104,6 +104,25 @@ def test_carry_persists_across_episodes_and_starts_fresh_each_trial(core):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), adapted, final_carry)
 
 
+def test_transition_input_holds_the_previous_observation():
+    """``transition_input`` prepends s_{t-1} to ``[s_t, a_{t-1}, r_{t-1}, d_{t-1}]`` (zeros at t = 0),
+    including across an episode boundary, where s_t is the next episode's start state."""
+    env, tasks = metajax.make("tabular-mdp-v1")
+    learner = make_rl2(env, tasks, dataclasses.replace(SMALL, core="transformer", transition_input=True))
+    params = learner.init(jax.random.key(0)).params
+    data, _ = jax.jit(learner.run_trial)(params, tasks.sample(jax.random.key(1)), jax.random.key(2))
+    inputs = np.asarray(data.inputs)
+    s = env.observation_size
+    assert inputs.shape == (30, 2 * s + env.num_actions + 2)
+    np.testing.assert_array_equal(inputs[0, :s], 0.0)
+    np.testing.assert_array_equal(inputs[1:, :s], inputs[:-1, s:2 * s])
+    np.testing.assert_array_equal(inputs[10, s:2 * s], np.eye(s)[0])  # reset to start state 0
+    np.testing.assert_array_equal(inputs[1:, 2 * s:2 * s + env.num_actions],
+                                  np.eye(env.num_actions)[np.asarray(data.action[:-1])])
+    np.testing.assert_allclose(inputs[1:, -2], data.reward[:-1])
+    np.testing.assert_array_equal(inputs[1:, -1], data.done[:-1])
+
+
 def test_transformer_parallel_pass_equals_cached_steps():
     core = TransformerCore(hidden_size=16, num_layers=2, num_heads=4, max_length=12)
     xs = jax.random.normal(jax.random.key(0), (12, 7))

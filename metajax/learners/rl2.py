@@ -2,7 +2,10 @@
 
 The policy is a sequence model whose carry does the fast learning. At every step of a trial it reads
 ``x_t = [obs_t, a_{t-1} (one-hot if discrete), r_{t-1}, d_{t-1}]`` (zeros at the first step;
-``d`` = the previous step ended an episode). The carry persists across the episodes of a trial (the
+``d`` = the previous step ended an episode). With ``transition_input`` it also reads ``obs_{t-1}``,
+so that one input holds a whole transition (s, a, r, s'): a transformer can then find the outcomes of
+a state-action pair by attending to single inputs (on tabular MDPs this lifts it from below PSRL to
+above it; README). The carry persists across the episodes of a trial (the
 env auto-resets with the same task) and starts fresh at each trial. The slow learner is PPO over
 whole trials: GAE runs across episode boundaries and stops only at the end of the trial, so the
 return the policy maximises is the trial's. Cores (``metajax.cores``): a GRU, or a causal
@@ -43,6 +46,8 @@ class RL2Config(Config):
                              help="value head on the policy's core, or on a second core of its own")
     episodes_per_trial: int = option(10, low=1, help="episodes per trial (n); the carry spans them")
     trials_per_iteration: int = option(128, low=1, help="trials per meta-iteration, each a fresh task")
+    transition_input: bool = option(False, help="also read the previous observation, so that each input "
+                                     "is a whole transition (s, a, r, s'); not in the paper")
     hidden_size: int = option(128, low=1, help="core width")
     num_layers: int = option(2, low=1, help="transformer layers")
     num_heads: int = option(4, low=1, help="transformer heads (must divide hidden_size)")
@@ -131,32 +136,38 @@ def make_rl2(env, tasks, config: RL2Config = RL2Config()) -> MetaLearner:
 
     core = make_core() if cfg.value_core == "shared" else SeparateCores(make_core(), make_core())
     network = RL2Network(core, env.action_size, num_actions)
-    input_size = env.observation_size + (num_actions or env.action_size) + 2
+    input_size = env.observation_size * (2 if cfg.transition_input else 1) + (num_actions or env.action_size) + 2
     carry0 = initial_carry(core)
     stepper = AutoReset(env)
     optimizer = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.learning_rate))
 
-    def encode(observation, action, reward, done):
+    def encode(previous_observation, observation, action, reward, done):
+        """The core's input ``[input_size]``: ``[s_{t-1} (transition_input only), s_t, a_{t-1}, r_{t-1}, d_{t-1}]``."""
         action = jax.nn.one_hot(action, num_actions) if num_actions else action
-        return jnp.concatenate([observation, action, reward[None], done[None].astype(jnp.float32)])
+        parts = [observation, action, reward[None], done[None].astype(jnp.float32)]
+        if cfg.transition_input:
+            parts.insert(0, previous_observation)
+        return jnp.concatenate(parts)
 
     def run_trial(params, task, key):
         reset_key, scan_key = jax.random.split(key)
         env_state, timestep = stepper.reset(reset_key, task)
         no_action = jnp.zeros((), jnp.int32) if num_actions else jnp.zeros((env.action_size,))
-        first = encode(timestep.observation, no_action, jnp.zeros(()), jnp.zeros((), bool))
+        observation = timestep.observation
+        first = encode(jnp.zeros_like(observation), observation, no_action, jnp.zeros(()), jnp.zeros((), bool))
 
         def body(carry, step_key):
-            env_state, core_carry, x = carry
+            env_state, core_carry, x, observation = carry
             act_key, env_key = jax.random.split(step_key)
             core_carry, dist, value = network.apply(params, core_carry, x, method="step")
             action, log_prob = dist.sample_and_log_prob(seed=act_key)
             env_state, ts = stepper.step(env_key, env_state, action, task)
             data = TrialData(x, action, log_prob, value, ts.reward, ts.done.astype(jnp.float32))
-            return (env_state, core_carry, encode(ts.observation, action, ts.reward, ts.done)), data
+            x = encode(observation, ts.observation, action, ts.reward, ts.done)
+            return (env_state, core_carry, x, ts.observation), data
 
-        (_, core_carry, _), data = jax.lax.scan(body, (env_state, carry0, first),
-                                                jax.random.split(scan_key, trial_steps))
+        (_, core_carry, _, _), data = jax.lax.scan(body, (env_state, carry0, first, observation),
+                                                   jax.random.split(scan_key, trial_steps))
         return data, core_carry
 
     def trial_outputs(params, inputs):
