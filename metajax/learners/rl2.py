@@ -136,13 +136,15 @@ def make_rl2(env, tasks, config: RL2Config = RL2Config()) -> MetaLearner:
 
     core = make_core() if cfg.value_core == "shared" else SeparateCores(make_core(), make_core())
     network = RL2Network(core, env.action_size, num_actions)
-    input_size = env.observation_size * (2 if cfg.transition_input else 1) + (num_actions or env.action_size) + 2
+    observation_inputs = 2 if cfg.transition_input else 1
+    input_size = env.observation_size * observation_inputs + (num_actions or env.action_size) + 2
     carry0 = initial_carry(core)
     stepper = AutoReset(env)
     optimizer = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.learning_rate))
 
     def encode(previous_observation, observation, action, reward, done):
-        """The core's input ``[input_size]``: ``[s_{t-1} (transition_input only), s_t, a_{t-1}, r_{t-1}, d_{t-1}]``."""
+        """The core's input ``[input_size]``: ``[s_{t-1} (transition_input only), s_t, a_{t-1}, r_{t-1},
+        d_{t-1}]``."""
         action = jax.nn.one_hot(action, num_actions) if num_actions else action
         parts = [observation, action, reward[None], done[None].astype(jnp.float32)]
         if cfg.transition_input:
@@ -154,7 +156,8 @@ def make_rl2(env, tasks, config: RL2Config = RL2Config()) -> MetaLearner:
         env_state, timestep = stepper.reset(reset_key, task)
         no_action = jnp.zeros((), jnp.int32) if num_actions else jnp.zeros((env.action_size,))
         observation = timestep.observation
-        first = encode(jnp.zeros_like(observation), observation, no_action, jnp.zeros(()), jnp.zeros((), bool))
+        first = encode(jnp.zeros_like(observation), observation, no_action, jnp.zeros(()),
+                       jnp.zeros((), bool))
 
         def body(carry, step_key):
             env_state, core_carry, x, observation = carry
