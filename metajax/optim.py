@@ -157,8 +157,9 @@ def trpo_step(
       loss_of_outputs: optional, with ``kl_outputs``: ``loss_fn = loss_of_outputs o outputs_fn``; the
         loss gradient is then ``J^T grad(loss_of_outputs)``, reusing the linearisation of ``outputs_fn``.
       kl_outputs_part: optional, with ``num_parts > 1``: the pair
-        ``(outputs_fn(params, i), divergence_fn(outputs, i))`` for part ``i``; the Fisher product is then the Gauss-Newton form summed part by part (in place
-        of ``kl_part_fn``'s KL Hessians; same value, cheaper).
+        ``(outputs_fn(params, i), divergence_fn(outputs, i))`` for part ``i``; the Fisher product is
+        then the Gauss-Newton form summed part by part (in place of ``kl_part_fn``'s KL Hessians;
+        same value, cheaper).
     Returns:
       (new_params, TRPOInfo).
     """
