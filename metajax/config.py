@@ -89,7 +89,12 @@ def add_arguments(parser: argparse.ArgumentParser, config: Config) -> None:
     for f in dataclasses.fields(config):
         flag = "--" + f.name.replace("_", "-")
         value = getattr(config, f.name)
-        allowed = "true or false" if isinstance(value, bool) else _allowed(f.metadata)
+        if isinstance(value, bool):
+            allowed = "true or false"
+        elif isinstance(value, str) and f.metadata.get("choices") is None:
+            allowed = "a non-empty string"
+        else:
+            allowed = _allowed(f.metadata)
         text = f"{f.metadata.get('help', '')} [{allowed}; default {value!r}]"
         if isinstance(value, bool):
             parser.add_argument(flag, dest=f.name, type=_parse_bool, default=value, help=text)

@@ -28,3 +28,24 @@ def test_linear_baseline_equals_direct_least_squares():
     assert np.all(values[~mask] == 0.0)
     # and it really fits: residual far below the variance of the targets
     assert np.var(values[mask] - returns[mask]) < 0.2 * np.var(returns[mask])
+
+
+def test_solve_spd_matches_a_float64_solve_on_a_batch():
+    rng = np.random.default_rng(1)
+    size = 38  # halfcheetah's feature count (2 x 17 + 4)
+    basis = rng.normal(size=(3, 2, 200, size))
+    matrices = np.einsum("...ti,...tj->...ij", basis, basis) / 200 + 1e-3 * np.eye(size)
+    rhs = rng.normal(size=(3, 2, size))
+    got = np.asarray(jax.jit(baselines.solve_spd)(matrices.astype(np.float32), rhs.astype(np.float32)))
+    want = np.linalg.solve(matrices, rhs[..., None])[..., 0]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-3 * np.abs(want).max())
+
+
+def test_fit_predict_lowers_without_lapack_calls():
+    """Batched LAPACK kernels can deadlock XLA's CPU thread pool (jaxlib 0.10, 2 cores) when two
+    run at once, and every meta-iteration runs many baseline fits: the fit must use plain ops."""
+    obs = np.zeros((100, 20, 17), np.float32)
+    time = np.zeros((100, 20), np.int32)
+    hlo = jax.jit(jax.vmap(baselines.fit_predict)).lower(obs[None], time[None], time[None] * 0.0,
+                                                         time[None] * 0.0).as_text()
+    assert "custom_call" not in hlo, "the baseline fit lowers to a custom call (LAPACK?)"

@@ -77,6 +77,16 @@ def test_cli_overrides_and_errors(capsys):
     assert "MAMLConfig.max_kl must be in (0.0, inf)" in capsys.readouterr().err
 
 
+def test_help_states_what_each_kind_of_flag_accepts(capsys):
+    with pytest.raises(SystemExit):
+        parse_configs([MAMLConfig(), TrainConfig()], ["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "[a non-empty string; default 'runs/maml_navigation']" in text  # out_dir: no numeric range
+    assert "[true or false; default False]" in text  # first_order
+    assert "[in (0.0, inf); default 0.5]" in text  # inner_lr
+    assert "[one of 'maml', 'lvc', 'dice'; default 'maml']" in text  # estimator
+
+
 def test_fresh_start_drops_rows_of_an_attempt_that_never_checkpointed(tmp_path):
     (tmp_path / "metrics.jsonl").write_text(json.dumps({"iteration": 1, "stale": 1.0}) + "\n")
     _, rows = train(_learner(), _train_cfg(tmp_path, 2), {}, resume=True)
