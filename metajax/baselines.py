@@ -26,7 +26,7 @@ def features(observations: jax.Array, time: jax.Array) -> jax.Array:
 
 def solve_spd(matrix: jax.Array, rhs: jax.Array) -> jax.Array:
     """``x`` with ``matrix @ x = rhs`` for symmetric positive definite ``matrix [..., F, F]``,
-    ``rhs [..., F]``: Gauss-Jordan elimination without pivoting (stable for SPD matrices), ``F``
+    ``rhs [..., F]``: Gauss-Jordan elimination (SPD pivots stay positive, so no pivoting), ``F``
     steps of a ``lax.fori_loop`` over the augmented matrix ``[..., F, F + 1]``."""
     size = matrix.shape[-1]
     augmented = jnp.concatenate([matrix, rhs[..., None]], axis=-1)
