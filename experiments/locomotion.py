@@ -9,6 +9,10 @@ evaluates pre- and post-adaptation return (one inner step) on the fixed test tas
 oracle per test task (all at once, vmapped), and reports the share of the pre-to-oracle gap that
 one step closes, ``(post - pre) / (oracle - pre)``, next to MAML's published share. Saves brax HTML
 rollouts of test task 0 before and after adaptation. Outputs under ``--out-dir``.
+
+``--resume`` checks only the settings that shape training, so a finished run can be evaluated
+again with other evaluation settings (``--resume --test-tasks 40 --eval-rollouts 20``); that
+rewrites the results, summary and renders, never the checkpoints or training metrics.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import numpy as np
 
 import metajax
 from experiments.common import write_table
+from metajax.checkpoint import Checkpointer
 from metajax.config import Config, option, parse_configs
 from metajax.evaluation import evaluate, evaluate_policies
 from metajax.learners import MAMLConfig, ProMPConfig, make_maml, make_promp
@@ -44,6 +49,28 @@ class LocomotionConfig(Config):
     eval_rollouts: int = option(20, low=1, help="rollouts per adaptation step")
     oracle_updates: int = option(500, low=1, help="PPO updates per oracle")
     oracle_envs: int = option(64, low=1, help="PPO parallel envs per oracle")
+
+
+# settings that only shape the evaluation, not the meta-training: left out of the resume identity
+EVAL_FIELDS = ("test_tasks", "eval_rollouts", "oracle_updates", "oracle_envs")
+
+
+def run_identity(family: str, cfg: LocomotionConfig, seed: int, saved: dict | None = None) -> dict:
+    """What a resumed run must share with the stored one. ``saved``: the stored identity, if any;
+    runs written before evaluation settings left the identity keep theirs, which then match."""
+    training = {k: v for k, v in cfg.to_dict().items() if k not in EVAL_FIELDS}
+    stored = (saved or {}).get("config", {})
+    legacy = {k: stored[k] for k in EVAL_FIELDS if k in stored}
+    return {"family": family, "config": {**training, **legacy}, "train": {"seed": seed}}
+
+
+def stored_identity(out_dir: str) -> dict | None:
+    """The identity stored with the latest checkpoint under ``out_dir``, or None."""
+    checkpointer = Checkpointer(os.path.join(out_dir, "checkpoints"))
+    try:
+        return checkpointer.read_config() if checkpointer.latest_step() is not None else None
+    finally:
+        checkpointer.close()
 
 
 def _learner(env, task_dist, cfg: LocomotionConfig):
@@ -79,8 +106,8 @@ def run(family: str, cfg: LocomotionConfig, train_cfg: TrainConfig, ppo_cfg: PPO
     env, task_dist = metajax.make(family)
     learner = _learner(env, task_dist, cfg)
     start = time.perf_counter()
-    state, _ = train(learner, train_cfg, {"family": family, "config": cfg.to_dict(),
-                                          "train": {"seed": train_cfg.seed}}, resume=resume)
+    saved = stored_identity(train_cfg.out_dir) if resume else None
+    state, _ = train(learner, train_cfg, run_identity(family, cfg, train_cfg.seed, saved), resume=resume)
     train_seconds = time.perf_counter() - start
     tasks = task_dist.test_tasks(cfg.test_tasks)
     keys = jax.random.split(jax.random.key(train_cfg.seed + 7), 4)

@@ -7,7 +7,8 @@
 Writes ``<out_dir>/results.{json,csv}``, ``<out_dir>/adaptation.png`` and the training metrics.
 Besides the metajax protocol (20 episodes per adaptation step) it reports the same model under the
 batches of the authors' test script (rllab's sampler: 4,000 steps from 40 lockstep envs, unfinished
-episodes dropped), the protocol behind the paper's figures.
+episodes dropped), the protocol behind the paper's figures, on our 40 test tasks and on the
+authors' own 40 test goals (``authors_test_tasks``).
 """
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ import os
 import time
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 import metajax
 from experiments.common import EvalConfig, plot_adaptation, write_table
 from metajax.config import parse_configs
+from metajax.envs.point_nav import GoalTask
 from metajax.evaluation import evaluate, evaluate_oracle
 from metajax.rollout import StepBudgetSampler
 from metajax.learners.maml import MAMLConfig, make_maml
@@ -31,6 +35,12 @@ PAPER_MAML = [(-40.4, 2.0), (-11.7, 1.1), (-3.3, 0.3), (-3.2, 0.3)]
 PAPER_RANDOM_INIT = [(-82.7, 1.1), (-58.0, 0.9), (-53.8, 0.8), (-46.8, 0.7)]
 PAPER_ORACLE = -2.3
 TARGETS = {1: -12.8, 2: -3.6}  # issue #2's acceptance thresholds on the 40 test tasks
+
+
+def authors_test_tasks() -> GoalTask:
+    """The 40 goals of the MAML authors' test script (``np.random.seed(1)`` then
+    ``np.random.uniform(-0.5, 0.5, size=(40, 2))``), the tasks behind the paper's figure: ``[40, 2]``."""
+    return GoalTask(jnp.asarray(np.random.RandomState(1).uniform(-0.5, 0.5, size=(40, 2)), jnp.float32))
 
 
 def run(maml_cfg: MAMLConfig, train_cfg: TrainConfig, eval_cfg: EvalConfig, resume=False) -> dict:
@@ -53,10 +63,12 @@ def run(maml_cfg: MAMLConfig, train_cfg: TrainConfig, eval_cfg: EvalConfig, resu
     )
     maml = run_eval(state.params, eval_key)
     # the authors' test script drew each step's batch with rllab's sampler: 4,000 steps, 40 envs
-    rllab_sampler = jax.jit(lambda params, key: evaluate(
-        learner, env, params, tasks, key, eval_cfg.adaptation_steps,
+    with_rllab_batches = jax.jit(lambda params, key, test_tasks: evaluate(
+        learner, env, params, test_tasks, key, eval_cfg.adaptation_steps,
         later_steps_lr_scale=eval_cfg.later_steps_lr_scale, sampler=StepBudgetSampler(),
-    ))(state.params, eval_key)
+    ))
+    rllab_sampler = with_rllab_batches(state.params, eval_key, tasks)
+    authors_goals = with_rllab_batches(state.params, eval_key, authors_test_tasks())
     random_init = run_eval(learner.init(init_key).params, random_key)
     oracle = evaluate_oracle(env, tasks, oracle_key, rollouts_per_step=eval_cfg.eval_rollouts)
 
@@ -69,6 +81,8 @@ def run(maml_cfg: MAMLConfig, train_cfg: TrainConfig, eval_cfg: EvalConfig, resu
             "maml_mean": float(maml.mean[k]), "maml_stderr": float(maml.stderr[k]),
             "maml_rllab_sampler_mean": float(rllab_sampler.mean[k]),
             "maml_rllab_sampler_stderr": float(rllab_sampler.stderr[k]),
+            "maml_authors_goals_mean": float(authors_goals.mean[k]),
+            "maml_authors_goals_stderr": float(authors_goals.stderr[k]),
             "random_init_mean": float(random_init.mean[k]),
             "random_init_stderr": float(random_init.stderr[k]),
             "oracle_mean": float(oracle.mean[0]), "oracle_stderr": float(oracle.stderr[0]),
@@ -82,6 +96,7 @@ def run(maml_cfg: MAMLConfig, train_cfg: TrainConfig, eval_cfg: EvalConfig, resu
         {
             "MAML (metajax)": (maml.mean, maml.stderr),
             "MAML (metajax), rllab's 4,000-step batches": (rllab_sampler.mean, rllab_sampler.stderr),
+            "MAML (metajax), rllab's batches, authors' goals": (authors_goals.mean, authors_goals.stderr),
             "random init (metajax)": (random_init.mean, random_init.stderr),
             "MAML (paper)": tuple(zip(*PAPER_MAML[: eval_cfg.adaptation_steps + 1])),
             "random init (paper)": tuple(zip(*PAPER_RANDOM_INIT[: eval_cfg.adaptation_steps + 1])),
@@ -112,12 +127,13 @@ def main(argv=None):
     summary = run(maml_cfg, train_cfg, eval_cfg, resume=args.resume)
     print(f"\n{ENV_NAME} after {summary['iterations']} meta-iterations "
           f"({summary['train_seconds']:.0f} s training on {summary['device']}):")
-    print(f"{'steps':>5} {'MAML':>16} {'MAML, rllab batch':>18} {'random init':>16} {'oracle':>14} "
-          f"{'paper MAML':>12}")
+    print(f"{'steps':>5} {'MAML':>16} {'MAML, rllab batch':>18} {'authors goals':>16} {'random init':>16} "
+          f"{'oracle':>14} {'paper MAML':>12}")
     for r in summary["rows"]:
         paper = "" if r["paper_maml"] is None else f"{r['paper_maml']:.1f}"
         print(f"{r['adaptation_steps']:>5} {r['maml_mean']:>9.2f} ± {r['maml_stderr']:<4.2f} "
               f"{r['maml_rllab_sampler_mean']:>11.2f} ± {r['maml_rllab_sampler_stderr']:<4.2f} "
+              f"{r['maml_authors_goals_mean']:>9.2f} ± {r['maml_authors_goals_stderr']:<4.2f} "
               f"{r['random_init_mean']:>9.2f} ± {r['random_init_stderr']:<4.2f} "
               f"{r['oracle_mean']:>7.2f} ± {r['oracle_stderr']:<4.2f} {paper:>12}")
     print("targets met:", summary["passed_targets"])

@@ -2,6 +2,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 NOTEBOOK = os.path.join(os.path.dirname(__file__), "..", "notebooks", "quickstart.ipynb")
@@ -32,6 +33,7 @@ def test_maml_navigation_experiment_smoke(tmp_path):
     rows = json.loads((out / "results.json").read_text())
     assert [r["adaptation_steps"] for r in rows] == [0, 1, 2, 3]
     assert rows[1]["paper_maml"] == -11.7 and rows[0]["oracle_mean"] > -5.0
+    assert all(r["maml_authors_goals_mean"] < 0 for r in rows)
     assert (out / "adaptation.png").stat().st_size > 1000
     assert len((out / "metrics.csv").read_text().splitlines()) == 3
     # resuming a finished run trains nothing more and keeps the log intact; a longer run extends it
@@ -40,6 +42,15 @@ def test_maml_navigation_experiment_smoke(tmp_path):
     longer = ["3" if a == "2" and argv[i - 1] == "--iterations" else a for i, a in enumerate(argv)]
     maml_navigation.main(longer + ["--resume"])
     assert len((out / "metrics.csv").read_text().splitlines()) == 4
+
+
+def test_authors_test_goals():
+    from experiments.maml_navigation import authors_test_tasks
+
+    goals = np.asarray(authors_test_tasks().goal)
+    assert goals.shape == (40, 2) and np.all(np.abs(goals) <= 0.5)
+    # goal 6 is the one the authors' path plots show (icml/make_paths_plot.py in cbfinn/maml_rl)
+    np.testing.assert_allclose(goals[6], [-0.29554775, 0.37811744], atol=1e-7)
 
 
 def test_experiment_rejects_bad_flags(capsys):

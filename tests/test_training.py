@@ -59,6 +59,33 @@ def test_existing_run_is_not_overwritten_and_config_changes_are_refused(tmp_path
     assert (tmp_path / "metrics.jsonl").read_text() == before
 
 
+def test_locomotion_resume_checks_training_settings_only(tmp_path):
+    import dataclasses
+
+    from experiments.locomotion import LocomotionConfig, run_identity, stored_identity
+
+    learner, cfg = _learner(), LocomotionConfig(meta_batch_size=2, hidden_sizes=(8,))
+    train(learner, _train_cfg(tmp_path, 2), run_identity("f", cfg, 0))
+    # other evaluation settings: the finished run resumes (and would be evaluated again)
+    evaluation = dataclasses.replace(cfg, test_tasks=3, eval_rollouts=4, oracle_updates=5, oracle_envs=6)
+    state, _ = train(learner, _train_cfg(tmp_path, 2),
+                     run_identity("f", evaluation, 0, stored_identity(str(tmp_path))), resume=True)
+    assert int(state.step) == 2
+    with pytest.raises(ValueError, match="changed: \\['config'\\]"):
+        train(learner, _train_cfg(tmp_path, 2),
+              run_identity("f", dataclasses.replace(cfg, inner_lr=0.2), 0, stored_identity(str(tmp_path))),
+              resume=True)
+    # a run stored before evaluation settings left the identity keeps its own and still resumes
+    legacy = tmp_path / "legacy"
+    train(learner, _train_cfg(legacy, 2), {"family": "f", "config": cfg.to_dict(), "train": {"seed": 0}})
+    state, _ = train(learner, _train_cfg(legacy, 2),
+                     run_identity("f", evaluation, 0, stored_identity(str(legacy))), resume=True)
+    assert int(state.step) == 2
+    with pytest.raises(ValueError, match="changed: \\['train'\\]"):
+        train(learner, _train_cfg(legacy, 2), run_identity("f", cfg, 1, stored_identity(str(legacy))),
+              resume=True)
+
+
 def test_train_config_validation():
     with pytest.raises(ValueError, match="TrainConfig.checkpoint_every must be a multiple of chunk_size=5"):
         TrainConfig(checkpoint_every=7)
