@@ -32,7 +32,7 @@ from metajax.evaluation import evaluate, evaluate_policies
 from metajax.learners import MAMLConfig, ProMPConfig, make_maml, make_promp
 from metajax.ppo import PPOConfig, make_policy, train_ppo
 from metajax.rollout import policy_act
-from metajax.training import TrainConfig, train
+from metajax.training import TrainConfig, train, training_seconds
 
 # MAML (Finn et al. 2017, Fig. 5): share of the pre->oracle gap closed by one step
 PUBLISHED_SHARE = {"halfcheetah-vel-v1": 0.68, "halfcheetah-dir-v1": 0.70, "ant-dir-v1": 0.95}
@@ -105,10 +105,9 @@ def render_episode(env, act, task, key, path: str) -> None:
 def run(family: str, cfg: LocomotionConfig, train_cfg: TrainConfig, ppo_cfg: PPOConfig, resume=False) -> dict:
     env, task_dist = metajax.make(family)
     learner = _learner(env, task_dist, cfg)
-    start = time.perf_counter()
     saved = stored_identity(train_cfg.out_dir) if resume else None
-    state, _ = train(learner, train_cfg, run_identity(family, cfg, train_cfg.seed, saved), resume=resume)
-    train_seconds = time.perf_counter() - start
+    state, history = train(learner, train_cfg, run_identity(family, cfg, train_cfg.seed, saved), resume=resume)
+    train_seconds = training_seconds(history)  # over all sessions of the run
     tasks = task_dist.test_tasks(cfg.test_tasks)
     keys = jax.random.split(jax.random.key(train_cfg.seed + 7), 4)
     result = jax.jit(lambda p: evaluate(learner, env, p, tasks, keys[0], 1, cfg.eval_rollouts))(state.params)

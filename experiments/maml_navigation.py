@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +26,7 @@ from metajax.envs.point_nav import GoalTask
 from metajax.evaluation import evaluate, evaluate_oracle
 from metajax.rollout import StepBudgetSampler
 from metajax.learners.maml import MAMLConfig, make_maml
-from metajax.training import TrainConfig, train
+from metajax.training import TrainConfig, train, training_seconds
 
 ENV_NAME = "point-nav-v1"
 # Finn et al. 2017, Fig. 5 (mean +- s.e.m. over 40 test tasks); see shared/benchmarks.md.
@@ -52,9 +51,8 @@ def run(maml_cfg: MAMLConfig, train_cfg: TrainConfig, eval_cfg: EvalConfig, resu
     # what must match on --resume: everything but the length of the run and the progress bar
     resumable = {k: v for k, v in train_cfg.to_dict().items() if k not in ("iterations", "progress")}
     run_config = {"env": ENV_NAME, "maml": maml_cfg.to_dict(), "train": resumable}
-    start = time.perf_counter()
     state, history = train(learner, train_cfg, run_config, resume=resume)
-    train_seconds = time.perf_counter() - start
+    train_seconds = training_seconds(history)  # over all sessions of the run
 
     tasks = task_dist.test_tasks(eval_cfg.test_tasks)
     eval_key, random_key, init_key, oracle_key = jax.random.split(jax.random.key(eval_cfg.eval_seed), 4)
@@ -120,6 +118,10 @@ def run(maml_cfg: MAMLConfig, train_cfg: TrainConfig, eval_cfg: EvalConfig, resu
     return summary
 
 
+def _seconds(value) -> str:
+    return "unknown time" if value is None else f"{value:.0f} s"
+
+
 def main(argv=None):
     (maml_cfg, train_cfg, eval_cfg), args = parse_configs(
         [MAMLConfig(meta_batch_size=META_BATCH_SIZE), TrainConfig(out_dir="runs/maml_navigation"),
@@ -130,7 +132,7 @@ def main(argv=None):
     )
     summary = run(maml_cfg, train_cfg, eval_cfg, resume=args.resume)
     print(f"\n{ENV_NAME} after {summary['iterations']} meta-iterations "
-          f"({summary['train_seconds']:.0f} s training on {summary['device']}):")
+          f"({_seconds(summary['train_seconds'])} training on {summary['device']}):")
     print(f"{'steps':>5} {'MAML':>16} {'MAML, rllab batch':>18} {'authors goals':>16} {'random init':>16} "
           f"{'oracle':>14} {'paper MAML':>12}")
     for r in summary["rows"]:

@@ -34,21 +34,35 @@ class MetricsLog:
             return
         with open(self.jsonl_path, "a") as f:
             f.writelines(json.dumps(r) + "\n" for r in rows)
-        new_file = not os.path.exists(self.csv_path) or os.path.getsize(self.csv_path) == 0
+        header = _csv_header(self.csv_path)
+        if header is not None and not set(rows[0]) <= set(header):
+            # new columns (e.g. resuming a run logged by an older version): rewrite with all of them
+            _atomic_write(self.csv_path, _csv_text(self.read()))
+            return
         with open(self.csv_path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            if new_file:
+            writer = csv.DictWriter(f, fieldnames=header or list(rows[0]), restval="")
+            if header is None:
                 writer.writeheader()
             writer.writerows(rows)
 
 
+def _csv_header(path: str) -> list[str] | None:
+    """The column names of an existing CSV file, or None when it is missing or empty."""
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return None
+    with open(path, newline="") as f:
+        return next(csv.reader(f))
+
+
 def _csv_text(rows: list[dict]) -> str:
+    """CSV of ``rows`` with every column any row has (in first-seen order; missing cells empty)."""
     if not rows:
         return ""
     import io
 
+    columns = list(dict.fromkeys(k for row in rows for k in row))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()

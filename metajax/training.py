@@ -3,11 +3,15 @@ chunks that logs metrics (CSV/JSONL), shows progress and checkpoints the full st
 
 Resuming restores the last checkpoint (params, optimiser state, PRNG key, step, config) and runs
 the same compiled chunks from there, so an interrupted and resumed run equals an uninterrupted one.
+Each metric row also carries ``wall_seconds``, the run's training wall time up to that iteration
+(compilation included, summed over resumed sessions); it is the one column that differs between
+an interrupted and an uninterrupted run.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from typing import Callable
 
 import jax
@@ -18,6 +22,8 @@ from metajax.checkpoint import Checkpointer
 from metajax.config import Config, option
 from metajax.logs import MetricsLog
 from metajax.types import MetaLearner, MetaState
+
+WALL_SECONDS = "wall_seconds"  # metric column: cumulative training wall time of the run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,13 +119,20 @@ def train(
         log.truncate_after(0)
     chunks: dict[int, Callable] = {}
     bar = _progress(config, int(state.step))
+    logged = log.read()
+    wall_seconds = logged[-1].get(WALL_SECONDS, 0.0) if logged else 0.0
     while int(state.step) < config.iterations:
         length = min(config.chunk_size, config.iterations - int(state.step))
+        started = time.perf_counter()
         if length not in chunks:
             chunks[length] = make_chunk(learner, length)
         first = int(state.step)
         state, metrics = chunks[length](state)
-        rows = _rows(metrics, first)
+        rows = _rows(metrics, first)  # waits for the chunk
+        chunk_seconds = time.perf_counter() - started
+        for i, row in enumerate(rows):
+            row[WALL_SECONDS] = round(wall_seconds + chunk_seconds * (i + 1) / length, 3)
+        wall_seconds += chunk_seconds
         log.append(rows)
         step = int(state.step)
         if step % config.checkpoint_every == 0 or step == config.iterations:
@@ -133,6 +146,11 @@ def train(
         bar.close()
     checkpointer.close()
     return state, log.read()
+
+
+def training_seconds(history: list[dict]) -> float | None:
+    """The run's training wall time from its metric rows (None for logs without ``wall_seconds``)."""
+    return history[-1].get(WALL_SECONDS) if history else None
 
 
 def _rows(metrics: dict, first_iteration: int) -> list[dict]:

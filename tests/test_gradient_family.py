@@ -19,7 +19,8 @@ TINY = dict(meta_batch_size=2, rollouts_per_task=3, hidden_sizes=(8,))
 
 @pytest.mark.parametrize("name, factory, config", [
     ("reptile", make_reptile, ReptileConfig(**TINY)),
-    ("reptile-adam", make_reptile, ReptileConfig(**TINY, outer_optimizer="adam", inner_steps=3)),
+    pytest.param("reptile-adam", make_reptile,  # same adaptation as reptile; Adam outer step
+                 ReptileConfig(**TINY, outer_optimizer="adam", inner_steps=3), marks=pytest.mark.heavy),
     ("meta-sgd", make_meta_sgd, MetaSGDConfig(**TINY, cg_iters=3)),
     ("promp", make_promp, ProMPConfig(**TINY, promp_steps=2, adaptive_kl_penalty=True)),
     ("maml-lvc", make_maml, MAMLConfig(**TINY, cg_iters=3, estimator="lvc")),

@@ -36,9 +36,11 @@ def test_maml_navigation_experiment_smoke(tmp_path):
     assert all(r["maml_authors_goals_mean"] < 0 for r in rows)
     assert (out / "adaptation.png").stat().st_size > 1000
     assert len((out / "metrics.csv").read_text().splitlines()) == 3
+    trained = json.loads((out / "summary.json").read_text())["train_seconds"]
     # resuming a finished run trains nothing more and keeps the log intact; a longer run extends it
     maml_navigation.main(argv + ["--resume"])
     assert len((out / "metrics.csv").read_text().splitlines()) == 3
+    assert json.loads((out / "summary.json").read_text())["train_seconds"] == trained > 0
     longer = ["3" if a == "2" and argv[i - 1] == "--iterations" else a for i, a in enumerate(argv)]
     maml_navigation.main(longer + ["--resume"])
     assert len((out / "metrics.csv").read_text().splitlines()) == 4

@@ -7,7 +7,7 @@ import metajax
 from metajax.config import parse_configs
 from metajax.learners.maml import MAMLConfig, make_maml
 from metajax.testing import assert_trees_close
-from metajax.training import TrainConfig, train
+from metajax.training import WALL_SECONDS, TrainConfig, train, training_seconds
 
 CFG = MAMLConfig(meta_batch_size=2, rollouts_per_task=2, hidden_sizes=(8,), cg_iters=2)
 
@@ -31,7 +31,11 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert int(resumed.step) == 6
     assert_trees_close(resumed, full, rtol=0, atol=0, what="resumed vs uninterrupted state")
     assert [r["iteration"] for r in rows] == list(range(1, 7))
+    # wall time is the one column that differs; it keeps adding up across the resumed session
+    seconds = [r.pop(WALL_SECONDS) for r in rows]
+    assert seconds[0] > 0 and all(later > earlier for earlier, later in zip(seconds, seconds[1:]))
     for a, b in zip(rows, full_rows):
+        assert b.pop(WALL_SECONDS) > 0
         assert a == pytest.approx(b, rel=0, abs=0)
 
 
@@ -112,6 +116,19 @@ def test_help_states_what_each_kind_of_flag_accepts(capsys):
     assert "[true or false; default False]" in text  # first_order
     assert "[in (0.0, inf); default 0.5]" in text  # inner_lr
     assert "[one of 'maml', 'lvc', 'dice'; default 'maml']" in text  # estimator
+
+
+def test_csv_gains_new_columns_when_resuming_an_older_log(tmp_path):
+    from metajax.logs import MetricsLog
+
+    log = MetricsLog(str(tmp_path))
+    log.append([{"iteration": 1, "loss": 0.5}])  # written by a version without wall time
+    log.append([{"iteration": 2, "loss": 0.25, WALL_SECONDS: 3.0}])
+    log.append([{"iteration": 3, "loss": 0.125, WALL_SECONDS: 4.0}])
+    assert (tmp_path / "metrics.csv").read_text().splitlines() == [
+        f"iteration,loss,{WALL_SECONDS}", "1,0.5,", "2,0.25,3.0", "3,0.125,4.0"]
+    assert training_seconds(log.read()) == 4.0
+    assert training_seconds(log.read()[:1]) is None  # an older run's log cannot say
 
 
 def test_fresh_start_drops_rows_of_an_attempt_that_never_checkpointed(tmp_path):
