@@ -119,8 +119,8 @@ def train(
         log.truncate_after(0)
     chunks: dict[int, Callable] = {}
     bar = _progress(config, int(state.step))
-    logged = log.read()
-    wall_seconds = logged[-1].get(WALL_SECONDS, 0.0) if logged else 0.0
+    # a run logged before this column existed restarts its count here
+    wall_seconds = training_seconds(log.read()) or 0.0
     while int(state.step) < config.iterations:
         length = min(config.chunk_size, config.iterations - int(state.step))
         started = time.perf_counter()
