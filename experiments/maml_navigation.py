@@ -50,7 +50,7 @@ def run(maml_cfg: MAMLConfig, train_cfg: TrainConfig, eval_cfg: EvalConfig, resu
     learner = make_maml(env, task_dist, maml_cfg)
     # what must match on --resume: everything but the length of the run and the progress bar
     resumable = {k: v for k, v in train_cfg.to_dict().items() if k not in ("iterations", "progress")}
-    run_config = {"env": ENV_NAME, "maml": maml_cfg.to_dict(), "train": resumable}
+    run_config = {"env": ENV_NAME, "maml": maml_cfg, "train": resumable}
     state, history = train(learner, train_cfg, run_config, resume=resume)
     train_seconds = training_seconds(history)  # over all sessions of the run
 

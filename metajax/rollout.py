@@ -68,10 +68,11 @@ def episode_returns(batch: Transition) -> jax.Array:
 
 
 def mean_episode_return(batch: Transition) -> jax.Array:
-    """Mean return over the episodes of ``[T, B]`` that were kept (``valid`` at their first step);
-    all of them unless a step budget (``step_budget_mask``) dropped some."""
-    kept = batch.valid[0]
-    return jnp.sum(episode_returns(batch) * kept) / jnp.maximum(jnp.sum(kept), 1.0)
+    """Mean return over the kept episodes of a batch (all of them unless a step budget dropped
+    some): valid reward over valid first steps (``time == 0``), so it holds for ``[T, B]`` episode
+    columns and for the flat ``[N, 1]`` batches of ``compact_episodes`` alike."""
+    starts = jnp.sum(batch.valid * (batch.time == 0))
+    return jnp.sum(batch.reward * batch.valid) / jnp.maximum(starts, 1.0)
 
 
 def episode_returns_in_trial(reward: jax.Array, done: jax.Array, num_episodes: int) -> jax.Array:
@@ -102,3 +103,34 @@ def step_budget_mask(valid: jax.Array, sampler: StepBudgetSampler) -> tuple[jax.
     stop = jnp.where(enough, finished_at[order][jnp.argmax(steps_done >= sampler.min_steps)],
                      finished_at[order][-1])  # too few drawn: keep them all
     return (finished_at <= stop).astype(jnp.float32), enough
+
+
+def batch_sampler_mask(valid: jax.Array, min_steps: int, workers: int) -> tuple[jax.Array, jax.Array]:
+    """Which episodes of one task rllab's parallel batch sampler keeps: ``workers`` processes run
+    whole episodes back to back (column ``k * workers + w`` of ``valid [T, P]`` is worker ``w``'s
+    ``k``-th) and add each finished one to a shared step counter; a worker starts another episode
+    only while the counter is below ``min_steps``, and always finishes the one it started.
+
+    Returns the kept episodes ``[P]`` as floats and whether the pool was deep enough (no worker
+    would have gone on past its last pool episode). Workers step in lockstep; episodes that end at
+    the same time all count before any worker's next start.
+    """
+    lengths = jnp.sum(valid, axis=0).reshape(-1, workers)  # [K, W]
+    finish = jnp.cumsum(lengths, axis=0)
+    start = finish - lengths
+    done_before = finish[None, None] <= start[:, :, None, None]  # [K, W, K, W]
+    counter_at_start = jnp.sum(lengths[None, None] * done_before, axis=(2, 3))
+    kept = counter_at_start < min_steps
+    return kept.ravel().astype(jnp.float32), ~jnp.any(kept[-1])
+
+
+def compact_steps(tree, mask: jax.Array, size: int):
+    """Pack the steps where ``mask [T, P]`` is 1 from every ``[T, P, ...]`` leaf of ``tree`` into
+    ``[size, 1, ...]`` (time order lost), and the ``[size, 1]`` mask of the filled slots. Steps
+    past ``size`` are dropped, so ``size`` must bound the mask's count (for ``batch_sampler_mask``:
+    ``min_steps - 1 + workers * T``)."""
+    flat = mask.ravel()
+    index = jnp.nonzero(flat, size=size, fill_value=0)[0]
+    filled = (jnp.arange(size) < jnp.sum(flat)).astype(jnp.float32)[:, None]
+    packed = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:])[index][:, None], tree)
+    return packed, filled

@@ -94,8 +94,9 @@ def train(
     """Meta-train ``learner`` for ``config.iterations``; returns the final state and all metric rows.
 
     Args:
-      run_config: the full configuration of the run (JSON-able), stored in every checkpoint; a
-        resumed run must be given the same one.
+      run_config: the full configuration of the run (JSON-able values or ``Config``s), stored in
+        every checkpoint; a resumed run must be given the same one (options added to a ``Config``
+        since the checkpoint was written must be at their defaults).
       resume: continue from the latest checkpoint in ``config.out_dir``. Without it, a directory
         that already holds checkpoints is refused rather than overwritten.
     """
@@ -104,9 +105,9 @@ def train(
     state = learner.init(jax.random.key(config.seed))
     latest = checkpointer.latest_step()
     if resume and latest is not None:
-        saved = checkpointer.read_config()
-        if saved != _jsonable(run_config):
-            changed = sorted(k for k in set(saved) | set(run_config) if saved.get(k) != _jsonable(run_config).get(k))
+        saved, current = _with_new_options(checkpointer.read_config(), run_config), _jsonable(run_config)
+        if saved != current:
+            changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
             raise ValueError(f"--resume with a different configuration; changed: {changed}")
         state, _ = checkpointer.restore(state)
         log.truncate_after(int(state.step))
@@ -162,7 +163,21 @@ def _rows(metrics: dict, first_iteration: int) -> list[dict]:
     ]
 
 
+def _with_new_options(saved: dict, run_config: dict) -> dict:
+    """``saved`` with the options added to a ``Config`` of ``run_config`` since it was written set
+    to their defaults (a new option defaults to the behaviour before it existed), so that runs
+    written by older code stay resumable while any real change is still caught."""
+    filled = dict(saved)
+    for name, value in run_config.items():
+        if isinstance(value, Config) and isinstance(saved.get(name), dict):
+            defaults = _jsonable(type(value)().to_dict())
+            filled[name] = {**defaults, **saved[name]}
+    return filled
+
+
 def _jsonable(value):
+    if isinstance(value, Config):
+        return _jsonable(value.to_dict())
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

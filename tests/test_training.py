@@ -63,6 +63,19 @@ def test_existing_run_is_not_overwritten_and_config_changes_are_refused(tmp_path
     assert (tmp_path / "metrics.jsonl").read_text() == before
 
 
+def test_runs_from_before_an_option_existed_resume_only_at_its_default(tmp_path):
+    """A checkpoint written before ``post_sampler_workers`` existed resumes with it at its default
+    (the old behaviour) and is refused with any other value."""
+    learner = _learner()
+    old = {k: v for k, v in CFG.to_dict().items() if k != "post_sampler_workers"}
+    train(learner, _train_cfg(tmp_path, 2), {"maml": old})
+    state, _ = train(learner, _train_cfg(tmp_path, 4), {"maml": CFG}, resume=True)
+    assert int(state.step) == 4
+    changed = MAMLConfig(**{**CFG.to_dict(), "post_episode_pool": 4, "post_sampler_workers": 2})
+    with pytest.raises(ValueError, match="changed: \\['maml'\\]"):
+        train(learner, _train_cfg(tmp_path, 6), {"maml": changed}, resume=True)
+
+
 def test_locomotion_resume_checks_training_settings_only(tmp_path):
     import dataclasses
 

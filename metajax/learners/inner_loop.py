@@ -20,7 +20,8 @@ from metajax.config import Config, option
 from metajax.estimators import ESTIMATORS, inner_objective
 from metajax.networks import default_policy, distribution_from_params, distribution_params
 from metajax.rollout import (
-    StepBudgetSampler, episode_returns, mean_episode_return, policy_act, rollout, step_budget_mask,
+    StepBudgetSampler, batch_sampler_mask, compact_steps, episode_returns, mean_episode_return,
+    policy_act, rollout, step_budget_mask,
 )
 from metajax.types import Transition
 
@@ -39,22 +40,38 @@ class InnerLoopConfig(Config):
     gae_lambda: float = option(1.0, low=0.0, high=1.0, help="GAE lambda")
     normalize_advantages: bool = option(True, help="centre and scale advantages per batch")
     post_episode_pool: int = option(0, low=0, help="0: the post-update batch is B episodes per task; "
-                                    "P > 0: rllab's training sampler, one lockstep env per task "
-                                    "drawing up to P episodes until the finished ones hold B x H x M "
-                                    "steps, unfinished ones dropped")
+                                    "P > 0: drawn by one of rllab's samplers from a pool of P "
+                                    "episodes per task (see post_sampler_workers)")
+    post_sampler_workers: int = option(0, low=0, help="with a pool: 0 = rllab's vectorised sampler "
+                                       "(one lockstep env per task until the finished episodes hold "
+                                       "B x H x M steps, unfinished ones dropped); W > 0 = rllab's "
+                                       "parallel batch sampler with W workers (whole episodes per task "
+                                       "until B x H steps; the MAML authors' n_parallel > 1 runs)")
     remat: bool = option(False, help="recompute the inner update in the outer step (less memory)")
     hidden_sizes: tuple = option((100, 100), low=1, help="policy MLP widths")
     init_log_std: float = option(0.0, low=-5.0, high=2.0, help="initial policy log-std")
 
+    def __post_init__(self):
+        super().__post_init__()
+        name = type(self).__name__
+        if self.post_sampler_workers and not self.post_episode_pool:
+            raise ValueError(f"{name}.post_sampler_workers={self.post_sampler_workers} needs a pool: "
+                             "set post_episode_pool to a positive multiple of it")
+        if self.post_sampler_workers and self.post_episode_pool % self.post_sampler_workers:
+            raise ValueError(f"{name}.post_episode_pool must be a multiple of post_sampler_workers="
+                             f"{self.post_sampler_workers}, got {self.post_episode_pool}")
+
 
 class MetaBatch(NamedTuple):
     """One meta-iteration's data, leaves ``[M, ...]``: the fast weights it was collected with, the
-    inner data (K batches and their advantages), and the post-update batch and advantages."""
+    inner data (K batches and their advantages), and the post-update batch and advantages
+    (``[M, T, B]``, or ``[M, N, 1]`` packed steps from the batch sampler)."""
 
     adapted: Any
     inner_data: tuple
     post: Transition
     post_advantages: jax.Array
+    post_pool_short: Any = None  # batch sampler: [M], 1 where the task's episode pool ran out
 
 
 class InnerLoop(NamedTuple):
@@ -151,15 +168,28 @@ def make_inner_loop(env, task_dist, config: InnerLoopConfig, policy=None,
         kept, _ = step_budget_mask(valid, sampler)
         return post._replace(valid=post.valid * kept.reshape(pool, m).T[:, None, :])
 
+    def batch_sampler(post: Transition):
+        """Each task's post-update pool ``[T, P]`` cut to the parallel batch sampler's episodes, their
+        advantages, both packed into ``[N, 1]`` with ``N = B x H + W x H`` (a bound on the kept steps)."""
+        horizon, workers = post.valid.shape[0], cfg.post_sampler_workers
+        budget = cfg.rollouts_per_task * horizon
+        kept, enough = batch_sampler_mask(post.valid, budget, workers)
+        post = post._replace(valid=post.valid * kept[None, :])
+        (post, adv), filled = compact_steps((post, advantages(post)), post.valid, budget + workers * horizon)
+        return post._replace(valid=filled), adv * filled, 1.0 - enough.astype(jnp.float32)
+
     def collect(meta, key) -> MetaBatch:
         task_key, rollout_key = jax.random.split(key)
         tasks = jax.vmap(task_dist.sample)(jax.random.split(task_key, cfg.meta_batch_size))
         keys = jax.random.split(rollout_key, cfg.meta_batch_size)
         adapted, inner_data, post = jax.vmap(collect_task, in_axes=(None, 0, 0))(meta, tasks, keys)
-        if cfg.post_episode_pool:
-            post = step_budget(post)
-        batch = (adapted, inner_data, post, jax.vmap(advantages)(post))
-        return MetaBatch(*jax.lax.stop_gradient(batch))
+        pool_short = None
+        if cfg.post_sampler_workers:
+            post, post_advantages, pool_short = jax.vmap(batch_sampler)(post)
+        else:
+            post = step_budget(post) if cfg.post_episode_pool else post
+            post_advantages = jax.vmap(advantages)(post)
+        return MetaBatch(*jax.lax.stop_gradient((adapted, inner_data, post, post_advantages, pool_short)))
 
     adapted_of = jax.checkpoint(lambda m, d: replay(m, d)[-1]) if cfg.remat else (lambda m, d: replay(m, d)[-1])
 
@@ -214,11 +244,14 @@ def adaptation_metrics(loop: InnerLoop, meta, data: MetaBatch) -> dict:
     """Mean episode return before adaptation and after it, and the policy's mean std if Gaussian."""
     fast = loop.start(meta)
     log_std = fast.get("params", {}).get("log_std") if isinstance(fast, dict) else None
-    return {
+    metrics = {
         "pre_return": jnp.mean(jax.vmap(episode_returns)(data.inner_data[0][0])),
         "post_return": jnp.mean(jax.vmap(mean_episode_return)(data.post)),
         "policy_std": jnp.zeros(()) if log_std is None else jnp.mean(jnp.exp(log_std)),
     }
+    if data.post_pool_short is not None:
+        metrics["post_pool_short"] = jnp.mean(data.post_pool_short)
+    return metrics
 
 
 def gradient_learner_api(loop: InnerLoop, policy_apply: Callable) -> dict:
