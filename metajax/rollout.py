@@ -70,7 +70,7 @@ def episode_returns(batch: Transition) -> jax.Array:
 def mean_episode_return(batch: Transition) -> jax.Array:
     """Mean return over the kept episodes of a batch (all of them unless a step budget dropped
     some): valid reward over valid first steps (``time == 0``), so it holds for ``[T, B]`` episode
-    columns and for the flat ``[N, 1]`` batches of ``compact_episodes`` alike."""
+    columns and for the packed ``[N, 1]`` batches of ``compact_steps`` alike."""
     starts = jnp.sum(batch.valid * (batch.time == 0))
     return jnp.sum(batch.reward * batch.valid) / jnp.maximum(starts, 1.0)
 
