@@ -117,7 +117,8 @@ def parse_configs(configs: Sequence[Config], argv=None, description="", extra=No
 
     ``extra(parser)`` may add flags of the experiment itself (e.g. ``--resume``).
     """
-    parser = argparse.ArgumentParser(description=description)
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     for config in configs:
         add_arguments(parser, config)
     if extra is not None:

@@ -120,8 +120,9 @@ def train(
         log.truncate_after(0)
     chunks: dict[int, Callable] = {}
     bar = _progress(config, int(state.step))
-    # a run logged before this column existed restarts its count here
-    wall_seconds = training_seconds(log.read()) or 0.0
+    # a run logged before this column existed counts from here; training_seconds then says None
+    done = log.read()
+    wall_seconds = done[-1].get(WALL_SECONDS, 0.0) if done else 0.0
     while int(state.step) < config.iterations:
         length = min(config.chunk_size, config.iterations - int(state.step))
         started = time.perf_counter()
@@ -150,8 +151,11 @@ def train(
 
 
 def training_seconds(history: list[dict]) -> float | None:
-    """The run's training wall time from its metric rows (None for logs without ``wall_seconds``)."""
-    return history[-1].get(WALL_SECONDS) if history else None
+    """The run's training wall time from its metric rows. None when any row lacks ``wall_seconds``:
+    a log begun by a version without the column only counts the sessions since, not the run."""
+    if not history or any(WALL_SECONDS not in row for row in history):
+        return None
+    return history[-1][WALL_SECONDS]
 
 
 def _rows(metrics: dict, first_iteration: int) -> list[dict]:
