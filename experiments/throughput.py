@@ -5,7 +5,8 @@
 
 Workload per meta-iteration: M tasks x 20 trajectories x 100 steps, pre- and post-update
 (M = 20 gives 80k env steps). Rows: MAML with the TRPO outer step at each M, MAML with the Adam
-outer step, the raw rollout (policy sampling + env stepping, no learning) at the same batch, and
+outer step, MAML-TRPO with the authors' finite-difference Fisher products (the navigation
+experiment's default; exact Gauss-Newton products elsewhere), the raw rollout (policy sampling + env stepping, no learning) at the same batch, and
 each learner of the gradient family (``--learners``; Reptile's two inner batches make the same
 80k steps) at the first M.
 At M = 640 the second-order Fisher-vector products need more than 24 GiB at once, so the
@@ -51,10 +52,11 @@ def _time(fn, *args, repeats: int):
 
 
 def measure(tasks: int, outer: str, repeats: int, part: str = "meta_step", chunks: int = 1,
-            learner_name: str | None = None) -> dict:
+            learner_name: str | None = None, fisher_product: str = "gauss_newton") -> dict:
     """One row; ``learner_name`` (a gradient_family learner) replaces MAML with ``outer``."""
     env, task_dist = metajax.make("point-nav-v1")
-    cfg = MAMLConfig(meta_batch_size=tasks, outer_optimizer=outer, fisher_task_chunks=chunks)
+    cfg = MAMLConfig(meta_batch_size=tasks, outer_optimizer=outer, fisher_task_chunks=chunks,
+                     fisher_product=fisher_product)
     if learner_name is None:
         learner = make_maml(env, task_dist, cfg)
     else:  # every family learner collects 2 batches per task per iteration, as MAML does
@@ -80,7 +82,7 @@ def measure(tasks: int, outer: str, repeats: int, part: str = "meta_step", chunk
         raise ValueError(f"part must be one of meta_step, collect, rollout; got {part!r}")
     compile_s, seconds = _time(fn, *args, repeats=repeats)
     name = part if part != "meta_step" else f"MAML-{outer.upper()}" + (f"/{chunks}" if chunks > 1 else "")
-    name = learner_name or name
+    name = learner_name or name + (" (FD Fisher)" if fisher_product == "finite_difference" else "")
     return {"workload": name, "tasks": tasks,
             "env_steps": env_steps, "seconds": seconds, "steps_per_s": env_steps / seconds,
             "compile_s": compile_s}
@@ -196,6 +198,8 @@ def main(argv=None):
     jobs += [(m, "trpo", part, max(1, m // 40), None) for m in args.large_tasks
              for part in ("meta_step", "rollout")]
     jobs.append((args.tasks[0], "adam", "meta_step", 1, None))
+    # the experiment's default: the MAML authors' finite-difference Fisher products
+    jobs.append((args.tasks[0], "trpo", "meta_step", 1, None, "finite_difference"))
     jobs += [(args.tasks[0], "trpo", "meta_step", 1, name) for name in args.learners]
     if not args.no_breakdown:
         jobs.append((args.tasks[0], "trpo", "collect", 1, None))
@@ -211,8 +215,8 @@ def main(argv=None):
         for core in ("gru", "transformer"):
             for r in measure_rl2(args.rl2[0], int(args.rl2[1]), int(args.rl2[2]), core, args.repeats):
                 show(r)
-    for tasks, outer, part, chunks, learner_name in ([] if args.rl2 and args.rl2_only else jobs):
-        show(measure(tasks, outer, args.repeats, part, chunks, learner_name))
+    for job in ([] if args.rl2 and args.rl2_only else jobs):
+        show(measure(*job[:2], args.repeats, *job[2:]))
     return rows
 
 

@@ -46,6 +46,13 @@ def gauss_newton_product_at(outputs_fn: Callable, divergence_fn: Callable, x,
     return lambda v: lin.vjp(output_hvp(lin.jvp(v)))
 
 
+def finite_difference_product_at(grad_fn: Callable, x: jax.Array, base_eps: float) -> Callable:
+    """``v -> (grad_fn(x + e v) - grad_fn(x - e v)) / 2e`` with ``e = base_eps / |x|``: rllab's
+    finite-difference Hessian-vector product, exact only as ``e |v| -> 0``."""
+    eps = base_eps / (jnp.linalg.norm(x) + 1e-8)
+    return lambda v: (grad_fn(x + eps * v) - grad_fn(x - eps * v)) / (2.0 * eps)
+
+
 def conjugate_gradient(matvec: Callable, b: jax.Array, iters: int = 10, tol: float = 1e-10):
     """Approximately solve ``A x = b`` for symmetric positive-definite ``A`` given ``v -> A v``."""
     return _conjugate_gradient(matvec, b, iters, tol)[0]
@@ -140,6 +147,7 @@ def trpo_step(
     kl_outputs: tuple[Callable, Callable] | None = None,
     loss_of_outputs: Callable | None = None,
     kl_outputs_part: tuple[Callable, Callable] | None = None,
+    finite_difference_eps: float | None = None,
 ):
     """One natural-gradient step with a KL trust region (Schulman et al. 2015).
 
@@ -160,6 +168,10 @@ def trpo_step(
         ``(outputs_fn(params, i), divergence_fn(outputs, i))`` for part ``i``; the Fisher product is
         then the Gauss-Newton form summed part by part (in place of ``kl_part_fn``'s KL Hessians;
         same value, cheaper).
+      finite_difference_eps: optional ``base_eps``: replace the Fisher product by rllab's
+        ``FiniteDifferenceHvp``, the central difference of the KL gradient over
+        ``+-eps v`` with ``eps = base_eps / |params|`` (a secant, not the local curvature, when
+        ``eps |v|`` is large), and take the step's curvature from one more such product.
     Returns:
       (new_params, TRPOInfo).
     """
@@ -170,7 +182,10 @@ def trpo_step(
         flat_both = lambda v: (flat_loss(v), flat_kl(v))
     else:
         flat_both = lambda v: loss_and_kl_fn(unravel(v))
-    if kl_outputs is not None and num_parts == 1:
+    if finite_difference_eps is not None:
+        loss_before, grad = jax.value_and_grad(flat_loss)(flat)
+        fisher = finite_difference_product_at(jax.grad(flat_kl), flat, finite_difference_eps)
+    elif kl_outputs is not None and num_parts == 1:
         outputs_fn, divergence_fn = kl_outputs
         flat_outputs_fn = lambda v: outputs_fn(unravel(v))
         lin = linearize_outputs(flat_outputs_fn, flat)
@@ -197,9 +212,14 @@ def trpo_step(
             return jnp.mean(jax.lax.map(lambda i: part_product(i, v), jnp.arange(num_parts)), axis=0)
     matvec = lambda v: fisher(v) + cg_damping * v
     direction, residual = _conjugate_gradient(matvec, -grad, cg_iters)
-    # x^T A x = x^T (b - r): the step's curvature without another Fisher product
-    curvature = jnp.vdot(direction, -grad - residual)
-    scale = jnp.sqrt(2.0 * max_kl / (curvature + 1e-20))
+    if finite_difference_eps is None:
+        # x^T A x = x^T (b - r): the step's curvature without another Fisher product
+        curvature = jnp.vdot(direction, -grad - residual)
+        scale = jnp.sqrt(2.0 * max_kl / (curvature + 1e-20))
+    else:  # the product is not linear in v, so measure it; rllab's fallback for a NaN step
+        curvature = jnp.vdot(direction, matvec(direction))
+        scale = jnp.sqrt(2.0 * max_kl / (curvature + 1e-8))
+        scale = jnp.where(jnp.isnan(scale), 1.0, scale)
     full_step = scale * direction
     result = backtracking_line_search(
         flat_both, flat, full_step, loss_before, max_kl, backtrack_ratio, max_backtracks

@@ -84,6 +84,18 @@ def train_seeds(learner: MetaLearner, seeds, iterations: int, chunk_size: int = 
     return states, stacked
 
 
+def _changed_fields(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """``"a.b: old -> new"`` for every leaf that differs between two nested dicts."""
+    out = []
+    for key in sorted(set(saved) | set(current)):
+        old, new = saved.get(key, "<absent>"), current.get(key, "<absent>")
+        if isinstance(old, dict) and isinstance(new, dict):
+            out += _changed_fields(old, new, f"{prefix}{key}.")
+        elif old != new:
+            out.append(f"{prefix}{key}: {old!r} -> {new!r}")
+    return out
+
+
 def train(
     learner: MetaLearner,
     config: TrainConfig,
@@ -107,8 +119,8 @@ def train(
     if resume and latest is not None:
         saved, current = _with_new_options(checkpointer.read_config(), run_config), _jsonable(run_config)
         if saved != current:
-            changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
-            raise ValueError(f"--resume with a different configuration; changed: {changed}")
+            changed = "; ".join(_changed_fields(saved, current))
+            raise ValueError(f"--resume with a different configuration (checkpoint -> now): {changed}")
         state, _ = checkpointer.restore(state)
         log.truncate_after(int(state.step))
     elif latest is not None:

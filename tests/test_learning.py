@@ -56,8 +56,13 @@ def test_gradient_family_learns_to_adapt_on_point_nav(name):
 
 
 @pytest.mark.heavy
-def test_maml_navigation_reproduces_one_step_result(tmp_path):
-    """The full default experiment (~4 min on 2 CPU cores): Finn et al. 2017, Fig. 5, one step."""
+def test_maml_navigation_reproduces_figure_5(tmp_path):
+    """The full default experiment (7-10 min on 2 CPU cores): Finn et al. 2017, Fig. 5.
+
+    One step: the target. Two steps under the authors' batches: the issue's target is -3.6, which
+    9 of 10 training seeds reach (README); other machines round differently and behave like
+    another seed, so this asserts -4.0: below the worst seed (-3.83), above random init (-65) and
+    above seed 0 with the exact Fisher product (-4.12)."""
     from experiments import maml_navigation
 
     maml_navigation.main(["--out-dir", str(tmp_path), "--progress", "false"])
@@ -66,3 +71,4 @@ def test_maml_navigation_reproduces_one_step_result(tmp_path):
     rows = json.loads((tmp_path / "results.json").read_text())
     assert rows[1]["maml_mean"] >= -12.8, rows[1]
     assert rows[0]["maml_mean"] < rows[1]["maml_mean"] - 15, rows[:2]
+    assert rows[2]["maml_rllab_sampler_mean"] >= -4.0, rows[2]

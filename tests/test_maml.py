@@ -167,3 +167,23 @@ def test_gauss_newton_fisher_product_equals_the_kl_hessian_product():
         make_maml(env, tasks, cfg).init(jax.random.key(0)), jax.random.key(1)) for f in ("gauss_newton", "kl_hessian")]
     from metajax.testing import assert_trees_close
     assert_trees_close(states[0], states[1], rtol=1e-3, atol=1e-5, what="Gauss-Newton vs KL Hessian")
+
+
+def test_finite_difference_fisher_product_gives_a_valid_trust_region_step():
+    # the MAML authors' TRPO (rllab's FiniteDifferenceHvp): a secant of the KL gradient through the
+    # ReLU inner update, so not the Gauss-Newton step, but still inside the trust region
+    env, tasks = metajax.make("point-nav-v1")
+    states = {}
+    for product in ("gauss_newton", "finite_difference"):
+        learner = make_maml(env, tasks, MAMLConfig(**TINY, fisher_product=product))
+        states[product] = jax.jit(learner.meta_step)(learner.init(jax.random.key(0)), jax.random.key(1))
+    from jax.flatten_util import ravel_pytree
+    (fd_state, fd_metrics), (gn_state, _) = states["finite_difference"], states["gauss_newton"]
+    assert float(fd_metrics["accepted"]) == 1.0 and 0.0 < float(fd_metrics["kl"]) <= 0.01
+    assert float(fd_metrics["loss_after"]) < float(fd_metrics["loss_before"])
+    fd_flat, gn_flat = ravel_pytree(fd_state.params)[0], ravel_pytree(gn_state.params)[0]
+    assert float(jnp.linalg.norm(fd_flat - gn_flat)) > 1e-3
+    with pytest.raises(ValueError, match="fisher_task_chunks must be 1 with fisher_product='finite_difference'"):
+        MAMLConfig(meta_batch_size=4, fisher_task_chunks=2, fisher_product="finite_difference")
+    with pytest.raises(ValueError, match="finite_difference_eps"):
+        MAMLConfig(finite_difference_eps=0.0)

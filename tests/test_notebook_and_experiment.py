@@ -36,7 +36,9 @@ def test_maml_navigation_experiment_smoke(tmp_path):
     assert all(r["maml_authors_goals_mean"] < 0 for r in rows)
     assert (out / "adaptation.png").stat().st_size > 1000
     assert len((out / "metrics.csv").read_text().splitlines()) == 3
-    trained = json.loads((out / "summary.json").read_text())["train_seconds"]
+    summary = json.loads((out / "summary.json").read_text())
+    trained = summary["train_seconds"]
+    assert set(summary["passed_targets_rllab_batches"]) == {"1", "2"}
     # resuming a finished run trains nothing more and keeps the log intact; a longer run extends it
     maml_navigation.main(argv + ["--resume"])
     assert len((out / "metrics.csv").read_text().splitlines()) == 3

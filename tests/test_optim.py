@@ -93,3 +93,34 @@ def test_trpo_step_with_the_loss_through_the_outputs_matches_the_plain_step():
     np.testing.assert_allclose(shared["x"], plain["x"], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(shared_info.loss_before, plain_info.loss_before, rtol=1e-6)
     assert bool(shared_info.accepted) and float(jnp.linalg.norm(shared["x"] - x0)) > 1e-3
+
+
+def test_finite_difference_product_is_the_secant_of_the_gradient():
+    # f = sum(x^4)/4: grad x^3, so the central difference over +-e v is 3 x^2 v + e^2 v^3 exactly,
+    # with e = base_eps / |x|: the Hessian product plus a term that grows with the perturbation
+    x = jnp.array([1.0, -2.0, 0.5])
+    v = jnp.array([0.3, 1.0, -2.0])
+    grad = lambda y: y**3
+    for base_eps in (1e-2, 1.0):
+        e = base_eps / float(jnp.linalg.norm(x))
+        expected = 3 * x**2 * v + e**2 * v**3
+        np.testing.assert_allclose(optim.finite_difference_product_at(grad, x, base_eps)(v), expected,
+                                   rtol=1e-3, atol=1e-4)
+    # exact for a quadratic whatever the perturbation
+    a = _spd()
+    x6, v6 = jnp.linspace(-1, 1, 6), jnp.arange(6.0)
+    np.testing.assert_allclose(optim.finite_difference_product_at(lambda y: a @ y, x6, 1.0)(v6), a @ v6,
+                               rtol=1e-4)
+
+
+def test_trpo_step_with_finite_differences_matches_the_exact_step_on_a_quadratic_kl():
+    f = _spd(4, seed=3)
+    g = jnp.array([1.0, -2.0, 0.5, 0.3])
+    params = {"w": jnp.full(4, 0.1)}
+    loss = lambda p: g @ p["w"]
+    kl = lambda p: 0.5 * (p["w"] - 0.1) @ f @ (p["w"] - 0.1)
+    exact, info = optim.trpo_step(loss, kl, params, cg_iters=20, cg_damping=0.0)
+    secant, info_fd = optim.trpo_step(loss, kl, params, cg_iters=20, cg_damping=0.0,
+                                      finite_difference_eps=1.0)
+    np.testing.assert_allclose(secant["w"], exact["w"], rtol=1e-3, atol=1e-6)
+    assert int(info_fd.backtracks) == int(info.backtracks)

@@ -58,7 +58,7 @@ def test_existing_run_is_not_overwritten_and_config_changes_are_refused(tmp_path
     before = (tmp_path / "metrics.jsonl").read_text()
     with pytest.raises(FileExistsError, match="--resume"):
         train(learner, _train_cfg(tmp_path, 4), {"a": 1})
-    with pytest.raises(ValueError, match="changed: \\['a'\\]"):
+    with pytest.raises(ValueError, match="a: 1 -> 2"):
         train(learner, _train_cfg(tmp_path, 4), {"a": 2}, resume=True)
     assert (tmp_path / "metrics.jsonl").read_text() == before
 
@@ -72,7 +72,7 @@ def test_runs_from_before_an_option_existed_resume_only_at_its_default(tmp_path)
     state, _ = train(learner, _train_cfg(tmp_path, 4), {"maml": CFG}, resume=True)
     assert int(state.step) == 4
     changed = MAMLConfig(**{**CFG.to_dict(), "post_episode_pool": 4, "post_sampler_workers": 2})
-    with pytest.raises(ValueError, match="changed: \\['maml'\\]"):
+    with pytest.raises(ValueError, match="maml.post_episode_pool: 0 -> 4; maml.post_sampler_workers: 0 -> 2"):
         train(learner, _train_cfg(tmp_path, 6), {"maml": changed}, resume=True)
 
 
@@ -88,7 +88,7 @@ def test_locomotion_resume_checks_training_settings_only(tmp_path):
     state, _ = train(learner, _train_cfg(tmp_path, 2),
                      run_identity("f", evaluation, 0, stored_identity(str(tmp_path))), resume=True)
     assert int(state.step) == 2
-    with pytest.raises(ValueError, match="changed: \\['config'\\]"):
+    with pytest.raises(ValueError, match=r"config\.inner_lr: [0-9.]+ -> 0\.2"):
         train(learner, _train_cfg(tmp_path, 2),
               run_identity("f", dataclasses.replace(cfg, inner_lr=0.2), 0, stored_identity(str(tmp_path))),
               resume=True)
@@ -98,7 +98,7 @@ def test_locomotion_resume_checks_training_settings_only(tmp_path):
     state, _ = train(learner, _train_cfg(legacy, 2),
                      run_identity("f", evaluation, 0, stored_identity(str(legacy))), resume=True)
     assert int(state.step) == 2
-    with pytest.raises(ValueError, match="changed: \\['train'\\]"):
+    with pytest.raises(ValueError, match="train.seed: 0 -> 1"):
         train(learner, _train_cfg(legacy, 2), run_identity("f", cfg, 1, stored_identity(str(legacy))),
               resume=True)
 

@@ -38,9 +38,16 @@ class MAMLConfig(InnerLoopConfig):
     backtrack_ratio: float = option(0.8, low=0.0, low_open=True, high=0.99, help="line-search shrink")
     fisher_task_chunks: int = option(1, low=1, help="compute the Fisher product over this many "
                                      "task chunks in turn (less memory, more compute)")
-    fisher_product: str = option("gauss_newton", choices=("gauss_newton", "kl_hessian"),
-                                 help="Fisher-vector product: J^T H J through the policy outputs, or "
-                                 "the KL's Hessian by forward-over-reverse autodiff (same value)")
+    fisher_product: str = option("gauss_newton", choices=("gauss_newton", "kl_hessian",
+                                                          "finite_difference"),
+                                 help="Fisher-vector product: J^T H J through the policy outputs, "
+                                 "the KL's Hessian by forward-over-reverse autodiff (same value), "
+                                 "or rllab's central difference of the KL gradient (the MAML "
+                                 "authors' TRPO; see finite_difference_eps)")
+    finite_difference_eps: float = option(1.0, low=0.0, low_open=True,
+                                          help="finite_difference only: the perturbation is "
+                                          "eps / |params| times the vector (the authors' code "
+                                          "passes 1: num_slices lands in rllab's base_eps)")
 
     def __post_init__(self):
         super().__post_init__()
@@ -49,6 +56,9 @@ class MAMLConfig(InnerLoopConfig):
                 f"{type(self).__name__}.fisher_task_chunks must divide "
                 f"meta_batch_size={self.meta_batch_size}, got {self.fisher_task_chunks}"
             )
+        if self.fisher_product == "finite_difference" and self.fisher_task_chunks > 1:
+            raise ValueError(f"{type(self).__name__}.fisher_task_chunks must be 1 with "
+                             f"fisher_product='finite_difference', got {self.fisher_task_chunks}")
 
 
 def maml_surrogate_and_kl(loop: InnerLoop, meta, data: MetaBatch):
@@ -89,6 +99,8 @@ def outer_update(loop: InnerLoop, cfg: MAMLConfig, state: MetaState, data: MetaB
                     lambda params: loop.post_kl_from_params(data, params)) if gauss_newton else None,
         loss_of_outputs=lambda params: surrogate_of_post_params(data, params),
         kl_outputs_part=(outputs_part, divergence_part) if gauss_newton else None,
+        finite_difference_eps=(cfg.finite_difference_eps
+                               if cfg.fisher_product == "finite_difference" else None),
     )
     metrics = {"loss_before": info.loss_before, "loss_after": info.loss_after, "kl": info.kl,
                "accepted": info.accepted.astype(jnp.float32),
