@@ -6,9 +6,9 @@
 Workload per meta-iteration: M tasks x 20 trajectories x 100 steps, pre- and post-update
 (M = 20 gives 80k env steps). Rows: MAML with the TRPO outer step at each M, MAML with the Adam
 outer step, MAML-TRPO with the authors' finite-difference Fisher products (the navigation
-experiment's default; exact Gauss-Newton products elsewhere), the raw rollout (policy sampling + env stepping, no learning) at the same batch, and
-each learner of the gradient family (``--learners``; Reptile's two inner batches make the same
-80k steps) at the first M.
+experiment's default; exact Gauss-Newton products elsewhere), the raw rollout (policy sampling +
+env stepping, no learning) at the same batch, and each learner of the gradient family
+(``--learners``; Reptile's two inner batches make the same 80k steps) at the first M.
 At M = 640 the second-order Fisher-vector products need more than 24 GiB at once, so the
 ``--large-tasks`` sizes compute them over chunks of 40 tasks in turn (``fisher_task_chunks``);
 the workload is labelled ``MAML-TRPO/<chunks>``.

@@ -48,7 +48,8 @@ def gauss_newton_product_at(outputs_fn: Callable, divergence_fn: Callable, x,
 
 def finite_difference_product_at(grad_fn: Callable, x: jax.Array, base_eps: float) -> Callable:
     """``v -> (grad_fn(x + e v) - grad_fn(x - e v)) / 2e`` with ``e = base_eps / |x|``: rllab's
-    finite-difference Hessian-vector product, exact only as ``e |v| -> 0``."""
+    finite-difference Hessian-vector product; the Hessian product as ``e |v| -> 0`` only where
+    ``grad_fn`` is smooth (not across the jumps of a ReLU network's inner-loop gradient)."""
     eps = base_eps / (jnp.linalg.norm(x) + 1e-8)
     return lambda v: (grad_fn(x + eps * v) - grad_fn(x - eps * v)) / (2.0 * eps)
 
