@@ -132,7 +132,8 @@ def _seconds(value) -> str:
 
 def main(argv=None):
     (maml_cfg, train_cfg, eval_cfg), args = parse_configs(
-        [MAMLConfig(meta_batch_size=META_BATCH_SIZE, fisher_product=FISHER_PRODUCT), TrainConfig(out_dir="runs/maml_navigation"),
+        [MAMLConfig(meta_batch_size=META_BATCH_SIZE, fisher_product=FISHER_PRODUCT),
+         TrainConfig(out_dir="runs/maml_navigation"),
          EvalConfig()],
         argv,
         description=__doc__,

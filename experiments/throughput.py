@@ -194,15 +194,17 @@ def main(argv=None):
         print(f"{tasks:>6} {r['fisher_chunks']:>6} {r['meta_env_steps']:>10} "
               f"{r['meta_seconds']:>8.2f} {r['meta_steps_per_s']:>10.0f} {r['ratio']:>9.2f} "
               f"{r['compile_s']:>10.1f}", flush=True)
-    jobs = [(m, "trpo", part, 1, None) for m in args.tasks for part in ("meta_step", "rollout")]
-    jobs += [(m, "trpo", part, max(1, m // 40), None) for m in args.large_tasks
+    first = args.tasks[0]
+    jobs = [dict(tasks=m, outer="trpo", part=part) for m in args.tasks
+            for part in ("meta_step", "rollout")]
+    jobs += [dict(tasks=m, outer="trpo", part=part, chunks=max(1, m // 40)) for m in args.large_tasks
              for part in ("meta_step", "rollout")]
-    jobs.append((args.tasks[0], "adam", "meta_step", 1, None))
-    # the experiment's default: the MAML authors' finite-difference Fisher products
-    jobs.append((args.tasks[0], "trpo", "meta_step", 1, None, "finite_difference"))
-    jobs += [(args.tasks[0], "trpo", "meta_step", 1, name) for name in args.learners]
+    jobs.append(dict(tasks=first, outer="adam"))
+    # the navigation experiment's default: the MAML authors' finite-difference Fisher products
+    jobs.append(dict(tasks=first, outer="trpo", fisher_product="finite_difference"))
+    jobs += [dict(tasks=first, outer="trpo", learner_name=name) for name in args.learners]
     if not args.no_breakdown:
-        jobs.append((args.tasks[0], "trpo", "collect", 1, None))
+        jobs.append(dict(tasks=first, outer="trpo", part="collect"))
     print(f"\n{'workload':<26} {'tasks':>6} {'env steps':>10} {'s/iter':>8} {'steps/s':>10} {'compile s':>10}")
     rows = []
 
@@ -216,7 +218,7 @@ def main(argv=None):
             for r in measure_rl2(args.rl2[0], int(args.rl2[1]), int(args.rl2[2]), core, args.repeats):
                 show(r)
     for job in ([] if args.rl2 and args.rl2_only else jobs):
-        show(measure(*job[:2], args.repeats, *job[2:]))
+        show(measure(repeats=args.repeats, **job))
     return rows
 
 
