@@ -56,10 +56,13 @@ EVAL_FIELDS = ("test_tasks", "eval_rollouts", "oracle_updates", "oracle_envs")
 
 
 def run_identity(family: str, cfg: LocomotionConfig, seed: int, saved: dict | None = None) -> dict:
-    """What a resumed run must share with the stored one. ``saved``: the stored identity, if any;
-    runs written before evaluation settings left the identity keep theirs, which then match."""
-    training = {k: v for k, v in cfg.to_dict().items() if k not in EVAL_FIELDS}
+    """What a resumed run must share with the stored one. ``saved``: the stored identity, if any.
+    Runs written before evaluation settings left the identity keep theirs, which then match; an
+    option added since the run was written is left out while it is at its default."""
     stored = (saved or {}).get("config", {})
+    defaults = LocomotionConfig().to_dict()
+    training = {k: v for k, v in cfg.to_dict().items() if k not in EVAL_FIELDS
+                and (saved is None or k in stored or v != defaults[k])}
     legacy = {k: stored[k] for k in EVAL_FIELDS if k in stored}
     return {"family": family, "config": {**training, **legacy}, "train": {"seed": seed}}
 

@@ -1,7 +1,7 @@
 """Meta-training throughput of MAML on ``point-nav-v1`` (env steps per second).
 
-  python -m experiments.throughput                       # the full table (minutes on a CPU)
-  python -m experiments.throughput --tasks 20 --repeats 5 --no-breakdown
+  python -m experiments.throughput              # the full table; its 640-task row takes 6-12 min on 2 cores
+  python -m experiments.throughput --tasks 20 --large-tasks --learners   # the 20-task rows only
 
 Workload per meta-iteration: M tasks x 20 trajectories x 100 steps, pre- and post-update
 (M = 20 gives 80k env steps). Rows: MAML with the TRPO outer step at each M, MAML with the Adam
@@ -49,6 +49,14 @@ def _time(fn, *args, repeats: int):
         jax.block_until_ready(compiled(*args, jax.random.key(2 + i)))
         times.append(time.perf_counter() - start)
     return compile_s, statistics.median(times)
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
+    """The device's float32 ``[size, size] @ [size, size]`` rate in GFLOP/s (median of ``repeats``):
+    a yardstick that tells a slower host from a slower program when rows are compared across days."""
+    a = jnp.ones((size, size), jnp.float32)
+    _, seconds = _time(lambda x, key: x @ x, a, repeats=repeats)
+    return 2 * size**3 / seconds / 1e9
 
 
 def measure(tasks: int, outer: str, repeats: int, part: str = "meta_step", chunks: int = 1,
@@ -182,7 +190,8 @@ def main(argv=None):
               f"meta-training {r['meta_steps_per_s']:.0f} env steps/s, raw env {r['raw_steps_per_s']:.0f} "
               f"steps/s, ratio {r['ratio']:.2f} (compile {r['compile_s']:.0f} s)")
     device = jax.devices()[0]
-    print(f"device: {device.platform} / {device.device_kind}; jax {jax.__version__}")
+    print(f"device: {device.platform} / {device.device_kind}; jax {jax.__version__}; "
+          f"float32 matmul (2048^2) {matmul_gflops():.0f} GFLOP/s")
     if scaling:
         print(f"\nhalfcheetah-vel-v1, {args.locomotion_rollouts} full-horizon rollouts per task, "
               "pre- and post-update batches")

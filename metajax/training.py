@@ -24,6 +24,9 @@ from metajax.logs import MetricsLog
 from metajax.types import MetaLearner, MetaState
 
 WALL_SECONDS = "wall_seconds"  # metric column: cumulative training wall time of the run
+# TrainConfig fields that say how a run is executed and where it is stored, not what it computes:
+# a run may be moved, or resumed longer or with other chunks, and still be the same run
+RUN_LAYOUT_FIELDS = ("iterations", "chunk_size", "checkpoint_every", "out_dir", "progress")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +45,11 @@ class TrainConfig(Config):
                 f"TrainConfig.checkpoint_every must be a multiple of chunk_size={self.chunk_size}, "
                 f"got {self.checkpoint_every}"
             )
+
+
+def resume_identity(config: TrainConfig) -> dict:
+    """The fields of ``config`` a resumed run must share with the stored one (the seed)."""
+    return {k: v for k, v in config.to_dict().items() if k not in RUN_LAYOUT_FIELDS}
 
 
 def _scan_chunk(learner: MetaLearner, length: int) -> Callable:
@@ -108,7 +116,8 @@ def train(
     Args:
       run_config: the full configuration of the run (JSON-able values or ``Config``s), stored in
         every checkpoint; a resumed run must be given the same one (options added to a ``Config``
-        since the checkpoint was written must be at their defaults).
+        since the checkpoint was written must be at their defaults). Its ``"train"`` entry, if
+        any, is ``resume_identity(config)``; layout fields stored there by older runs are ignored.
       resume: continue from the latest checkpoint in ``config.out_dir``. Without it, a directory
         that already holds checkpoints is refused rather than overwritten.
     """
@@ -117,7 +126,7 @@ def train(
     state = learner.init(jax.random.key(config.seed))
     latest = checkpointer.latest_step()
     if resume and latest is not None:
-        saved, current = _with_new_options(checkpointer.read_config(), run_config), _jsonable(run_config)
+        saved, current = _comparable(checkpointer.read_config(), run_config), _jsonable(run_config)
         if saved != current:
             changed = "; ".join(_changed_fields(saved, current))
             raise ValueError(f"--resume with a different configuration (checkpoint -> now): {changed}")
@@ -179,11 +188,14 @@ def _rows(metrics: dict, first_iteration: int) -> list[dict]:
     ]
 
 
-def _with_new_options(saved: dict, run_config: dict) -> dict:
+def _comparable(saved: dict, run_config: dict) -> dict:
     """``saved`` with the options added to a ``Config`` of ``run_config`` since it was written set
-    to their defaults (a new option defaults to the behaviour before it existed), so that runs
-    written by older code stay resumable while any real change is still caught."""
+    to their defaults (a new option defaults to the behaviour before it existed), and without the
+    layout fields that older runs stored under ``"train"``, so that runs written by older code stay
+    resumable while any real change is still caught."""
     filled = dict(saved)
+    if isinstance(saved.get("train"), dict):
+        filled["train"] = {k: v for k, v in saved["train"].items() if k not in RUN_LAYOUT_FIELDS}
     for name, value in run_config.items():
         if isinstance(value, Config) and isinstance(saved.get(name), dict):
             defaults = _jsonable(type(value)().to_dict())

@@ -1,5 +1,7 @@
 """The driver: resume equals an uninterrupted run; existing runs are never overwritten."""
+import dataclasses
 import json
+import shutil
 
 import pytest
 
@@ -7,7 +9,7 @@ import metajax
 from metajax.config import parse_configs
 from metajax.learners.maml import MAMLConfig, make_maml
 from metajax.testing import assert_trees_close
-from metajax.training import WALL_SECONDS, TrainConfig, train, training_seconds
+from metajax.training import WALL_SECONDS, TrainConfig, resume_identity, train, training_seconds
 
 CFG = MAMLConfig(meta_batch_size=2, rollouts_per_task=2, hidden_sizes=(8,), cg_iters=2)
 
@@ -37,6 +39,26 @@ def test_resume_equals_uninterrupted(tmp_path):
     for a, b in zip(rows, full_rows):
         assert b.pop(WALL_SECONDS) > 0
         assert a == pytest.approx(b, rel=0, abs=0)
+
+
+def test_a_moved_run_resumes_with_other_chunks_and_gives_the_same_state(tmp_path):
+    """Where a run is stored and how its iterations are chunked are not part of its identity; a
+    run stored by older code with those fields under ``"train"`` resumes too."""
+    learner = _learner()
+    uninterrupted = _train_cfg(tmp_path / "full", 6)
+    full, _ = train(learner, uninterrupted, {"maml": CFG, "train": resume_identity(uninterrupted)})
+    cut = _train_cfg(tmp_path / "old", 4)
+    # older code stored every field but the length and the progress bar
+    legacy_train = {k: v for k, v in cut.to_dict().items() if k not in ("iterations", "progress")}
+    train(learner, cut, {"maml": CFG, "train": legacy_train})
+    shutil.move(tmp_path / "old", tmp_path / "moved")
+    other_chunks = TrainConfig(iterations=6, chunk_size=1, checkpoint_every=1,
+                               out_dir=str(tmp_path / "moved"), progress=False)
+    resumed, _ = train(learner, other_chunks, {"maml": CFG, "train": resume_identity(other_chunks)}, resume=True)
+    assert_trees_close(resumed, full, rtol=0, atol=0, what="moved, rechunked resume vs uninterrupted state")
+    with pytest.raises(ValueError, match="train.seed: 0 -> 1"):
+        reseeded = dataclasses.replace(other_chunks, seed=1)
+        train(learner, reseeded, {"maml": CFG, "train": resume_identity(reseeded)}, resume=True)
 
 
 def test_resume_drops_log_rows_past_the_checkpoint(tmp_path):
@@ -77,8 +99,6 @@ def test_runs_from_before_an_option_existed_resume_only_at_its_default(tmp_path)
 
 
 def test_locomotion_resume_checks_training_settings_only(tmp_path):
-    import dataclasses
-
     from experiments.locomotion import LocomotionConfig, run_identity, stored_identity
 
     learner, cfg = _learner(), LocomotionConfig(meta_batch_size=2, hidden_sizes=(8,))
@@ -100,6 +120,17 @@ def test_locomotion_resume_checks_training_settings_only(tmp_path):
     assert int(state.step) == 2
     with pytest.raises(ValueError, match="train.seed: 0 -> 1"):
         train(learner, _train_cfg(legacy, 2), run_identity("f", cfg, 1, stored_identity(str(legacy))),
+              resume=True)
+    # a run stored before an option existed resumes while the option is at its default
+    older = tmp_path / "older"
+    without = {k: v for k, v in run_identity("f", cfg, 0)["config"].items() if k != "rollouts_per_task"}
+    train(learner, _train_cfg(older, 2), {"family": "f", "config": without, "train": {"seed": 0}})
+    state, _ = train(learner, _train_cfg(older, 2), run_identity("f", cfg, 0, stored_identity(str(older))),
+                     resume=True)
+    assert int(state.step) == 2
+    with pytest.raises(ValueError, match="config.rollouts_per_task: '<absent>' -> 3"):
+        train(learner, _train_cfg(older, 2),
+              run_identity("f", dataclasses.replace(cfg, rollouts_per_task=3), 0, stored_identity(str(older))),
               resume=True)
 
 
