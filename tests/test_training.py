@@ -24,12 +24,20 @@ def _train_cfg(out, iterations):
 
 
 def test_resume_equals_uninterrupted(tmp_path):
+    """An interrupted run, moved to another directory and resumed with other chunks, ends in the
+    uninterrupted run's state bitwise: where a run is stored and how its iterations are chunked
+    are not part of its identity (older code stored them under ``"train"``; such runs resume)."""
     learner = _learner()
-    run_config = {"maml": CFG.to_dict()}
-    full, full_rows = train(learner, _train_cfg(tmp_path / "full", 6), run_config)
-    # interrupted after 4 iterations, then resumed to 6
-    train(learner, _train_cfg(tmp_path / "cut", 4), run_config)
-    resumed, rows = train(learner, _train_cfg(tmp_path / "cut", 6), run_config, resume=True)
+    uninterrupted = _train_cfg(tmp_path / "full", 6)
+    full, full_rows = train(learner, uninterrupted, {"maml": CFG, "train": resume_identity(uninterrupted)})
+    cut = _train_cfg(tmp_path / "cut", 4)  # interrupted after 4 iterations, stored as older code did
+    legacy_train = {k: v for k, v in cut.to_dict().items() if k not in ("iterations", "progress")}
+    train(learner, cut, {"maml": CFG.to_dict(), "train": legacy_train})
+    shutil.move(tmp_path / "cut", tmp_path / "moved")
+    other_chunks = TrainConfig(iterations=6, chunk_size=1, checkpoint_every=1,
+                               out_dir=str(tmp_path / "moved"), progress=False)
+    run_config = {"maml": CFG, "train": resume_identity(other_chunks)}
+    resumed, rows = train(learner, other_chunks, run_config, resume=True)
     assert int(resumed.step) == 6
     assert_trees_close(resumed, full, rtol=0, atol=0, what="resumed vs uninterrupted state")
     assert [r["iteration"] for r in rows] == list(range(1, 7))
@@ -39,23 +47,6 @@ def test_resume_equals_uninterrupted(tmp_path):
     for a, b in zip(rows, full_rows):
         assert b.pop(WALL_SECONDS) > 0
         assert a == pytest.approx(b, rel=0, abs=0)
-
-
-def test_a_moved_run_resumes_with_other_chunks_and_gives_the_same_state(tmp_path):
-    """Where a run is stored and how its iterations are chunked are not part of its identity; a
-    run stored by older code with those fields under ``"train"`` resumes too."""
-    learner = _learner()
-    uninterrupted = _train_cfg(tmp_path / "full", 6)
-    full, _ = train(learner, uninterrupted, {"maml": CFG, "train": resume_identity(uninterrupted)})
-    cut = _train_cfg(tmp_path / "old", 4)
-    # older code stored every field but the length and the progress bar
-    legacy_train = {k: v for k, v in cut.to_dict().items() if k not in ("iterations", "progress")}
-    train(learner, cut, {"maml": CFG, "train": legacy_train})
-    shutil.move(tmp_path / "old", tmp_path / "moved")
-    other_chunks = TrainConfig(iterations=6, chunk_size=1, checkpoint_every=1,
-                               out_dir=str(tmp_path / "moved"), progress=False)
-    resumed, _ = train(learner, other_chunks, {"maml": CFG, "train": resume_identity(other_chunks)}, resume=True)
-    assert_trees_close(resumed, full, rtol=0, atol=0, what="moved, rechunked resume vs uninterrupted state")
     with pytest.raises(ValueError, match="train.seed: 0 -> 1"):
         reseeded = dataclasses.replace(other_chunks, seed=1)
         train(learner, reseeded, {"maml": CFG, "train": resume_identity(reseeded)}, resume=True)
