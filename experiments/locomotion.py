@@ -26,7 +26,6 @@ import numpy as np
 
 import metajax
 from experiments.common import write_table
-from metajax.checkpoint import Checkpointer
 from metajax.config import Config, option, parse_configs
 from metajax.evaluation import evaluate, evaluate_policies
 from metajax.learners import MAMLConfig, ProMPConfig, make_maml, make_promp
@@ -50,30 +49,8 @@ class LocomotionConfig(Config):
     oracle_updates: int = option(500, low=1, help="PPO updates per oracle")
     oracle_envs: int = option(64, low=1, help="PPO parallel envs per oracle")
 
-
-# settings that only shape the evaluation, not the meta-training: left out of the resume identity
-EVAL_FIELDS = ("test_tasks", "eval_rollouts", "oracle_updates", "oracle_envs")
-
-
-def run_identity(family: str, cfg: LocomotionConfig, seed: int, saved: dict | None = None) -> dict:
-    """What a resumed run must share with the stored one. ``saved``: the stored identity, if any.
-    Runs written before evaluation settings left the identity keep theirs, which then match; an
-    option added since the run was written is left out while it is at its default."""
-    stored = (saved or {}).get("config", {})
-    defaults = LocomotionConfig().to_dict()
-    training = {k: v for k, v in cfg.to_dict().items() if k not in EVAL_FIELDS
-                and (saved is None or k in stored or v != defaults[k])}
-    legacy = {k: stored[k] for k in EVAL_FIELDS if k in stored}
-    return {"family": family, "config": {**training, **legacy}, "train": {"seed": seed}}
-
-
-def stored_identity(out_dir: str) -> dict | None:
-    """The identity stored with the latest checkpoint under ``out_dir``, or None."""
-    checkpointer = Checkpointer(os.path.join(out_dir, "checkpoints"))
-    try:
-        return checkpointer.read_config() if checkpointer.latest_step() is not None else None
-    finally:
-        checkpointer.close()
+    # settings that only shape the evaluation: a finished run resumes with others and is re-evaluated
+    NOT_IN_RUN_IDENTITY = ("test_tasks", "eval_rollouts", "oracle_updates", "oracle_envs")
 
 
 def _learner(env, task_dist, cfg: LocomotionConfig):
@@ -108,8 +85,8 @@ def render_episode(env, act, task, key, path: str) -> None:
 def run(family: str, cfg: LocomotionConfig, train_cfg: TrainConfig, ppo_cfg: PPOConfig, resume=False) -> dict:
     env, task_dist = metajax.make(family)
     learner = _learner(env, task_dist, cfg)
-    saved = stored_identity(train_cfg.out_dir) if resume else None
-    state, history = train(learner, train_cfg, run_identity(family, cfg, train_cfg.seed, saved), resume=resume)
+    state, history = train(learner, train_cfg, {"family": family, "config": cfg, "train": train_cfg},
+                           resume=resume)
     train_seconds = training_seconds(history)  # over all sessions of the run
     tasks = task_dist.test_tasks(cfg.test_tasks)
     keys = jax.random.split(jax.random.key(train_cfg.seed + 7), 4)

@@ -28,7 +28,7 @@ from metajax.envs.point_nav import GoalTask
 from metajax.evaluation import evaluate, evaluate_oracle
 from metajax.rollout import StepBudgetSampler
 from metajax.learners.maml import MAMLConfig, make_maml
-from metajax.training import TrainConfig, resume_identity, train, training_seconds
+from metajax.training import TrainConfig, train, training_seconds
 
 ENV_NAME = "point-nav-v1"
 # Finn et al. 2017, Fig. 5 (mean +- s.e.m. over 40 test tasks); see shared/benchmarks.md.
@@ -54,7 +54,7 @@ def authors_test_tasks() -> GoalTask:
 def run(maml_cfg: MAMLConfig, train_cfg: TrainConfig, eval_cfg: EvalConfig, resume=False) -> dict:
     env, task_dist = metajax.make(ENV_NAME)
     learner = make_maml(env, task_dist, maml_cfg)
-    run_config = {"env": ENV_NAME, "maml": maml_cfg, "train": resume_identity(train_cfg)}
+    run_config = {"env": ENV_NAME, "maml": maml_cfg, "train": train_cfg}
     state, history = train(learner, train_cfg, run_config, resume=resume)
     train_seconds = training_seconds(history)  # over all sessions of the run
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 
 def option(default, *, low=None, high=None, low_open=False, choices=None, help=""):
@@ -65,6 +65,10 @@ def _check(owner: str, f: dataclasses.Field, value: Any) -> None:
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Base class: validates every ``option`` field on construction."""
+
+    # fields that do not change what a run computes (evaluation, storage, scheduling): a resumed
+    # run is checked against the stored configuration without them
+    NOT_IN_RUN_IDENTITY: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self):
         for f in dataclasses.fields(self):

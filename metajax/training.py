@@ -24,9 +24,6 @@ from metajax.logs import MetricsLog
 from metajax.types import MetaLearner, MetaState
 
 WALL_SECONDS = "wall_seconds"  # metric column: cumulative training wall time of the run
-# TrainConfig fields that say how a run is executed and where it is stored, not what it computes:
-# a run may be moved, or resumed longer or with other chunks, and still be the same run
-RUN_LAYOUT_FIELDS = ("iterations", "chunk_size", "checkpoint_every", "out_dir", "progress")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +35,10 @@ class TrainConfig(Config):
     out_dir: str = option("runs/maml_navigation", help="where metrics and checkpoints go")
     progress: bool = option(True, help="show a progress bar")
 
+    # how a run is executed and where it is stored: a run may be moved, or resumed longer or with
+    # other chunks (the state after each iteration is the same), and still be the same run
+    NOT_IN_RUN_IDENTITY = ("iterations", "chunk_size", "checkpoint_every", "out_dir", "progress")
+
     def __post_init__(self):
         super().__post_init__()
         if self.checkpoint_every % self.chunk_size:
@@ -45,11 +46,6 @@ class TrainConfig(Config):
                 f"TrainConfig.checkpoint_every must be a multiple of chunk_size={self.chunk_size}, "
                 f"got {self.checkpoint_every}"
             )
-
-
-def resume_identity(config: TrainConfig) -> dict:
-    """The fields of ``config`` a resumed run must share with the stored one (the seed)."""
-    return {k: v for k, v in config.to_dict().items() if k not in RUN_LAYOUT_FIELDS}
 
 
 def _scan_chunk(learner: MetaLearner, length: int) -> Callable:
@@ -116,8 +112,8 @@ def train(
     Args:
       run_config: the full configuration of the run (JSON-able values or ``Config``s), stored in
         every checkpoint; a resumed run must be given the same one (options added to a ``Config``
-        since the checkpoint was written must be at their defaults). Its ``"train"`` entry, if
-        any, is ``resume_identity(config)``; layout fields stored there by older runs are ignored.
+        since the checkpoint was written must be at their defaults). Each ``Config``'s
+        ``NOT_IN_RUN_IDENTITY`` fields are left out, so they may change on resume.
       resume: continue from the latest checkpoint in ``config.out_dir``. Without it, a directory
         that already holds checkpoints is refused rather than overwritten.
     """
@@ -126,7 +122,7 @@ def train(
     state = learner.init(jax.random.key(config.seed))
     latest = checkpointer.latest_step()
     if resume and latest is not None:
-        saved, current = _comparable(checkpointer.read_config(), run_config), _jsonable(run_config)
+        saved, current = _comparable(checkpointer.read_config(), run_config), _identity(run_config)
         if saved != current:
             changed = "; ".join(_changed_fields(saved, current))
             raise ValueError(f"--resume with a different configuration (checkpoint -> now): {changed}")
@@ -159,7 +155,7 @@ def train(
         log.append(rows)
         step = int(state.step)
         if step % config.checkpoint_every == 0 or step == config.iterations:
-            checkpointer.save(step, state, _jsonable(run_config))
+            checkpointer.save(step, state, _identity(run_config))
         if on_chunk is not None:
             on_chunk(state, rows)
         if bar is not None:
@@ -188,18 +184,27 @@ def _rows(metrics: dict, first_iteration: int) -> list[dict]:
     ]
 
 
+def _identity(run_config: dict) -> dict:
+    """``run_config`` as JSON values, each ``Config`` without its ``NOT_IN_RUN_IDENTITY`` fields."""
+    return {name: _without_exempt(value, _jsonable(value)) for name, value in run_config.items()}
+
+
+def _without_exempt(value, values):
+    if not isinstance(value, Config) or not isinstance(values, dict):
+        return values
+    return {k: v for k, v in values.items() if k not in value.NOT_IN_RUN_IDENTITY}
+
+
 def _comparable(saved: dict, run_config: dict) -> dict:
-    """``saved`` with the options added to a ``Config`` of ``run_config`` since it was written set
-    to their defaults (a new option defaults to the behaviour before it existed), and without the
-    layout fields that older runs stored under ``"train"``, so that runs written by older code stay
-    resumable while any real change is still caught."""
+    """``saved`` as ``_identity`` gives it today: for each ``Config`` of ``run_config``, the options
+    added since the checkpoint was written at their defaults (a new option defaults to the behaviour
+    before it existed) and the fields now outside the identity dropped, so that runs written by
+    older code stay resumable while any real change is still caught."""
     filled = dict(saved)
-    if isinstance(saved.get("train"), dict):
-        filled["train"] = {k: v for k, v in saved["train"].items() if k not in RUN_LAYOUT_FIELDS}
     for name, value in run_config.items():
         if isinstance(value, Config) and isinstance(saved.get(name), dict):
             defaults = _jsonable(type(value)().to_dict())
-            filled[name] = {**defaults, **saved[name]}
+            filled[name] = _without_exempt(value, {**defaults, **saved[name]})
     return filled
 
 

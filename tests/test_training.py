@@ -9,7 +9,7 @@ import metajax
 from metajax.config import parse_configs
 from metajax.learners.maml import MAMLConfig, make_maml
 from metajax.testing import assert_trees_close
-from metajax.training import WALL_SECONDS, TrainConfig, resume_identity, train, training_seconds
+from metajax.training import WALL_SECONDS, TrainConfig, train, training_seconds
 
 CFG = MAMLConfig(meta_batch_size=2, rollouts_per_task=2, hidden_sizes=(8,), cg_iters=2)
 
@@ -29,15 +29,14 @@ def test_resume_equals_uninterrupted(tmp_path):
     are not part of its identity (older code stored them under ``"train"``; such runs resume)."""
     learner = _learner()
     uninterrupted = _train_cfg(tmp_path / "full", 6)
-    full, full_rows = train(learner, uninterrupted, {"maml": CFG, "train": resume_identity(uninterrupted)})
+    full, full_rows = train(learner, uninterrupted, {"maml": CFG, "train": uninterrupted})
     cut = _train_cfg(tmp_path / "cut", 4)  # interrupted after 4 iterations, stored as older code did
     legacy_train = {k: v for k, v in cut.to_dict().items() if k not in ("iterations", "progress")}
     train(learner, cut, {"maml": CFG.to_dict(), "train": legacy_train})
     shutil.move(tmp_path / "cut", tmp_path / "moved")
     other_chunks = TrainConfig(iterations=6, chunk_size=1, checkpoint_every=1,
                                out_dir=str(tmp_path / "moved"), progress=False)
-    run_config = {"maml": CFG, "train": resume_identity(other_chunks)}
-    resumed, rows = train(learner, other_chunks, run_config, resume=True)
+    resumed, rows = train(learner, other_chunks, {"maml": CFG, "train": other_chunks}, resume=True)
     assert int(resumed.step) == 6
     assert_trees_close(resumed, full, rtol=0, atol=0, what="resumed vs uninterrupted state")
     assert [r["iteration"] for r in rows] == list(range(1, 7))
@@ -49,7 +48,7 @@ def test_resume_equals_uninterrupted(tmp_path):
         assert a == pytest.approx(b, rel=0, abs=0)
     with pytest.raises(ValueError, match="train.seed: 0 -> 1"):
         reseeded = dataclasses.replace(other_chunks, seed=1)
-        train(learner, reseeded, {"maml": CFG, "train": resume_identity(reseeded)}, resume=True)
+        train(learner, reseeded, {"maml": CFG, "train": reseeded}, resume=True)
 
 
 def test_resume_drops_log_rows_past_the_checkpoint(tmp_path):
@@ -90,39 +89,34 @@ def test_runs_from_before_an_option_existed_resume_only_at_its_default(tmp_path)
 
 
 def test_locomotion_resume_checks_training_settings_only(tmp_path):
-    from experiments.locomotion import LocomotionConfig, run_identity, stored_identity
+    from experiments.locomotion import LocomotionConfig
+
+    def identity(cfg, seed=0):  # what experiments.locomotion passes to train
+        return {"family": "f", "config": cfg, "train": TrainConfig(seed=seed)}
 
     learner, cfg = _learner(), LocomotionConfig(meta_batch_size=2, hidden_sizes=(8,))
-    train(learner, _train_cfg(tmp_path, 2), run_identity("f", cfg, 0))
+    train(learner, _train_cfg(tmp_path, 2), identity(cfg))
     # other evaluation settings: the finished run resumes (and would be evaluated again)
     evaluation = dataclasses.replace(cfg, test_tasks=3, eval_rollouts=4, oracle_updates=5, oracle_envs=6)
-    state, _ = train(learner, _train_cfg(tmp_path, 2),
-                     run_identity("f", evaluation, 0, stored_identity(str(tmp_path))), resume=True)
+    state, _ = train(learner, _train_cfg(tmp_path, 2), identity(evaluation), resume=True)
     assert int(state.step) == 2
     with pytest.raises(ValueError, match=r"config\.inner_lr: [0-9.]+ -> 0\.2"):
-        train(learner, _train_cfg(tmp_path, 2),
-              run_identity("f", dataclasses.replace(cfg, inner_lr=0.2), 0, stored_identity(str(tmp_path))),
-              resume=True)
-    # a run stored before evaluation settings left the identity keeps its own and still resumes
+        train(learner, _train_cfg(tmp_path, 2), identity(dataclasses.replace(cfg, inner_lr=0.2)), resume=True)
+    # a run stored before evaluation settings left the identity (all fields as plain JSON) resumes
     legacy = tmp_path / "legacy"
     train(learner, _train_cfg(legacy, 2), {"family": "f", "config": cfg.to_dict(), "train": {"seed": 0}})
-    state, _ = train(learner, _train_cfg(legacy, 2),
-                     run_identity("f", evaluation, 0, stored_identity(str(legacy))), resume=True)
+    state, _ = train(learner, _train_cfg(legacy, 2), identity(evaluation), resume=True)
     assert int(state.step) == 2
     with pytest.raises(ValueError, match="train.seed: 0 -> 1"):
-        train(learner, _train_cfg(legacy, 2), run_identity("f", cfg, 1, stored_identity(str(legacy))),
-              resume=True)
+        train(learner, _train_cfg(legacy, 2), identity(cfg, seed=1), resume=True)
     # a run stored before an option existed resumes while the option is at its default
     older = tmp_path / "older"
-    without = {k: v for k, v in run_identity("f", cfg, 0)["config"].items() if k != "rollouts_per_task"}
+    without = {k: v for k, v in cfg.to_dict().items() if k != "rollouts_per_task"}
     train(learner, _train_cfg(older, 2), {"family": "f", "config": without, "train": {"seed": 0}})
-    state, _ = train(learner, _train_cfg(older, 2), run_identity("f", cfg, 0, stored_identity(str(older))),
-                     resume=True)
+    state, _ = train(learner, _train_cfg(older, 2), identity(cfg), resume=True)
     assert int(state.step) == 2
-    with pytest.raises(ValueError, match="config.rollouts_per_task: '<absent>' -> 3"):
-        train(learner, _train_cfg(older, 2),
-              run_identity("f", dataclasses.replace(cfg, rollouts_per_task=3), 0, stored_identity(str(older))),
-              resume=True)
+    with pytest.raises(ValueError, match="config.rollouts_per_task: 20 -> 3"):
+        train(learner, _train_cfg(older, 2), identity(dataclasses.replace(cfg, rollouts_per_task=3)), resume=True)
 
 
 def test_train_config_validation():
