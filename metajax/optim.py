@@ -149,6 +149,7 @@ def trpo_step(
     loss_of_outputs: Callable | None = None,
     kl_outputs_part: tuple[Callable, Callable] | None = None,
     finite_difference_eps: float | None = None,
+    outputs_linearization: Callable | None = None,
 ):
     """One natural-gradient step with a KL trust region (Schulman et al. 2015).
 
@@ -169,6 +170,9 @@ def trpo_step(
         ``(outputs_fn(params, i), divergence_fn(outputs, i))`` for part ``i``; the Fisher product is
         then the Gauss-Newton form summed part by part (in place of ``kl_part_fn``'s KL Hessians;
         same value, cheaper).
+      outputs_linearization: optional, with ``kl_outputs``: params -> ``OutputLinearization`` of
+        ``outputs_fn`` at params (pytree tangents), one that exploits the structure of
+        ``outputs_fn``; by default ``outputs_fn`` is linearised and transposed generically.
       finite_difference_eps: optional ``base_eps``: replace the Fisher product by rllab's
         ``FiniteDifferenceHvp``, the central difference of the KL gradient over
         ``+-eps v`` with ``eps = base_eps / |params|`` (a secant, not the local curvature, when
@@ -189,7 +193,12 @@ def trpo_step(
     elif kl_outputs is not None and num_parts == 1:
         outputs_fn, divergence_fn = kl_outputs
         flat_outputs_fn = lambda v: outputs_fn(unravel(v))
-        lin = linearize_outputs(flat_outputs_fn, flat)
+        if outputs_linearization is None:
+            lin = linearize_outputs(flat_outputs_fn, flat)
+        else:
+            tree_lin = outputs_linearization(params)
+            lin = OutputLinearization(tree_lin.outputs, lambda v: tree_lin.jvp(unravel(v)),
+                                      lambda u: ravel_pytree(tree_lin.vjp(u))[0])
         fisher = gauss_newton_product_at(flat_outputs_fn, divergence_fn, flat, lin)
         if loss_of_outputs is not None:
             loss_before, output_grad = jax.value_and_grad(loss_of_outputs)(lin.outputs)

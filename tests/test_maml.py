@@ -169,6 +169,29 @@ def test_gauss_newton_fisher_product_equals_the_kl_hessian_product():
     assert_trees_close(states[0], states[1], rtol=1e-3, atol=1e-5, what="Gauss-Newton vs KL Hessian")
 
 
+@pytest.mark.parametrize("first_order", [False, True])
+def test_post_params_linearization_equals_the_generic_one(first_order):
+    # J^T u by the inner steps' own (symmetric) Hessian products == autodiff's transpose, K = 2
+    from metajax.optim import linearize_outputs
+
+    env, tasks = metajax.make("point-nav-v1")
+    cfg = MAMLConfig(**TINY, inner_steps=2, first_order=first_order)
+    loop = make_inner_loop(env, tasks, cfg)
+    params = make_maml(env, tasks, cfg).init(jax.random.key(0)).params
+    data = loop.collect(params, jax.random.key(1))
+    structured = loop.post_params_linearization(params, data)
+    generic = linearize_outputs(lambda m: loop.post_policy_params(m, data), params)
+    v = jax.tree.map(lambda x: jax.random.normal(jax.random.key(2), x.shape), params)
+    from metajax.testing import assert_trees_close
+    assert_trees_close(structured.outputs, generic.outputs, rtol=1e-6, atol=1e-6, what="outputs")
+    jv = generic.jvp(v)
+    assert_trees_close(structured.jvp(v), jv, rtol=1e-4, atol=1e-5, what="J v")
+    u = jax.tree.map(lambda x: jax.random.normal(jax.random.key(3), x.shape), jv)
+    expected = generic.vjp(u)
+    assert_trees_close(structured.vjp(u), expected, rtol=1e-4, atol=1e-5, what="J^T u")
+    assert max(float(jnp.abs(x).max()) for x in jax.tree.leaves(expected)) > 1e-2
+
+
 def test_finite_difference_fisher_product_gives_a_valid_trust_region_step():
     # the MAML authors' TRPO (rllab's FiniteDifferenceHvp): a secant of the KL gradient through the
     # ReLU inner update, so not the Gauss-Newton step, but still inside the trust region

@@ -99,6 +99,7 @@ def outer_update(loop: InnerLoop, cfg: MAMLConfig, state: MetaState, data: MetaB
                     lambda params: loop.post_kl_from_params(data, params)) if gauss_newton else None,
         loss_of_outputs=lambda params: surrogate_of_post_params(data, params),
         kl_outputs_part=(outputs_part, divergence_part) if gauss_newton else None,
+        outputs_linearization=lambda meta: loop.post_params_linearization(meta, data),
         finite_difference_eps=(cfg.finite_difference_eps
                                if cfg.fisher_product == "finite_difference" else None),
     )
