@@ -31,19 +31,21 @@ def linearize_outputs(outputs_fn: Callable, x) -> OutputLinearization:
     return OutputLinearization(outputs, jvp, lambda u: transpose(u)[0])
 
 
-def gauss_newton_product_at(outputs_fn: Callable, divergence_fn: Callable, x,
-                            linearization: OutputLinearization | None = None) -> Callable:
-    """``v -> J^T H J v``: ``J`` the Jacobian of ``outputs_fn`` at ``x``, ``H`` the Hessian of
-    ``divergence_fn`` at ``outputs_fn(x)``. Both linearised once at ``x`` (or pass
-    ``linearization``, the result of ``linearize_outputs(outputs_fn, x)``, to share it).
+def gauss_newton_product(lin: OutputLinearization, divergence_fn: Callable) -> Callable:
+    """``v -> J^T H J v``: ``J`` the Jacobian behind ``lin`` (an ``OutputLinearization``), ``H`` the
+    Hessian of ``divergence_fn`` at ``lin.outputs``, linearised once.
 
-    For ``divergence(outputs) = KL(old || policy(outputs))`` with ``outputs_fn(x)`` giving the old
+    For ``divergence(outputs) = KL(old || policy(outputs))`` with ``lin.outputs`` giving the old
     policy, the divergence's gradient vanishes there and this equals the KL Hessian product (the
     Fisher-vector product) without differentiating the network three times.
     """
-    lin = linearize_outputs(outputs_fn, x) if linearization is None else linearization
     output_hvp = hvp_at(divergence_fn, lin.outputs)
     return lambda v: lin.vjp(output_hvp(lin.jvp(v)))
+
+
+def gauss_newton_product_at(outputs_fn: Callable, divergence_fn: Callable, x) -> Callable:
+    """``gauss_newton_product`` with ``outputs_fn`` linearised generically at ``x``."""
+    return gauss_newton_product(linearize_outputs(outputs_fn, x), divergence_fn)
 
 
 def finite_difference_product_at(grad_fn: Callable, x: jax.Array, base_eps: float) -> Callable:
@@ -149,7 +151,6 @@ def trpo_step(
     loss_of_outputs: Callable | None = None,
     kl_outputs_part: tuple[Callable, Callable] | None = None,
     finite_difference_eps: float | None = None,
-    outputs_linearization: Callable | None = None,
 ):
     """One natural-gradient step with a KL trust region (Schulman et al. 2015).
 
@@ -161,18 +162,17 @@ def trpo_step(
       kl_part_fn: optional (params, i) -> KL of part i of the batch, with kl = mean_i of the
         ``num_parts`` parts; the Fisher-vector product is then summed part by part (``lax.map``),
         which bounds memory by one part at the cost of re-linearising each part per product.
-      kl_outputs: optional ``(outputs_fn, divergence_fn)`` with ``kl_fn = divergence_fn o outputs_fn``
-        (``outputs_fn(params)``: the policy's distribution parameters); the Fisher product is then
-        the Gauss-Newton form ``J^T H J v`` (same value at ``params``, cheaper). Not with parts.
+      kl_outputs: optional ``(linearize_fn, divergence_fn)`` with ``kl_fn = divergence_fn o outputs_fn``
+        (``outputs_fn(params)``: the policy's distribution parameters) and ``linearize_fn(params)``
+        its ``OutputLinearization`` over the params pytree (``linearize_outputs(outputs_fn, params)``
+        or one exploiting structure); the Fisher product is then the Gauss-Newton form
+        ``J^T H J v`` (same value at ``params``, cheaper). Not with parts.
       loss_of_outputs: optional, with ``kl_outputs``: ``loss_fn = loss_of_outputs o outputs_fn``; the
         loss gradient is then ``J^T grad(loss_of_outputs)``, reusing the linearisation of ``outputs_fn``.
       kl_outputs_part: optional, with ``num_parts > 1``: the pair
         ``(outputs_fn(params, i), divergence_fn(outputs, i))`` for part ``i``; the Fisher product is
         then the Gauss-Newton form summed part by part (in place of ``kl_part_fn``'s KL Hessians;
         same value, cheaper).
-      outputs_linearization: optional, with ``kl_outputs``: params -> ``OutputLinearization`` of
-        ``outputs_fn`` at params (pytree tangents), one that exploits the structure of
-        ``outputs_fn``; by default ``outputs_fn`` is linearised and transposed generically.
       finite_difference_eps: optional ``base_eps``: replace the Fisher product by rllab's
         ``FiniteDifferenceHvp``, the central difference of the KL gradient over
         ``+-eps v`` with ``eps = base_eps / |params|`` (a secant, not the local curvature, when
@@ -191,15 +191,11 @@ def trpo_step(
         loss_before, grad = jax.value_and_grad(flat_loss)(flat)
         fisher = finite_difference_product_at(jax.grad(flat_kl), flat, finite_difference_eps)
     elif kl_outputs is not None and num_parts == 1:
-        outputs_fn, divergence_fn = kl_outputs
-        flat_outputs_fn = lambda v: outputs_fn(unravel(v))
-        if outputs_linearization is None:
-            lin = linearize_outputs(flat_outputs_fn, flat)
-        else:
-            tree_lin = outputs_linearization(params)
-            lin = OutputLinearization(tree_lin.outputs, lambda v: tree_lin.jvp(unravel(v)),
-                                      lambda u: ravel_pytree(tree_lin.vjp(u))[0])
-        fisher = gauss_newton_product_at(flat_outputs_fn, divergence_fn, flat, lin)
+        linearize_fn, divergence_fn = kl_outputs
+        tree_lin = linearize_fn(params)
+        lin = OutputLinearization(tree_lin.outputs, lambda v: tree_lin.jvp(unravel(v)),
+                                  lambda u: ravel_pytree(tree_lin.vjp(u))[0])
+        fisher = gauss_newton_product(lin, divergence_fn)
         if loss_of_outputs is not None:
             loss_before, output_grad = jax.value_and_grad(loss_of_outputs)(lin.outputs)
             grad = lin.vjp(output_grad)

@@ -87,8 +87,9 @@ def test_trpo_step_with_the_loss_through_the_outputs_matches_the_plain_step():
     kl = lambda p: divergence(outputs_fn(p))
     params = {"x": x0}
     plain, plain_info = optim.trpo_step(loss, kl, params, max_kl=0.01, cg_iters=4)
+    linearize = lambda p: optim.linearize_outputs(outputs_fn, p)
     shared, shared_info = optim.trpo_step(loss, kl, params, max_kl=0.01, cg_iters=4,
-                                          kl_outputs=(outputs_fn, divergence),
+                                          kl_outputs=(linearize, divergence),
                                           loss_of_outputs=loss_of_outputs)
     np.testing.assert_allclose(shared["x"], plain["x"], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(shared_info.loss_before, plain_info.loss_before, rtol=1e-6)

@@ -95,11 +95,10 @@ def outer_update(loop: InnerLoop, cfg: MAMLConfig, state: MetaState, data: MetaB
         cfg.backtrack_ratio, cfg.max_backtracks, loss_and_kl_fn=both,
         kl_part_fn=lambda meta, i: maml_surrogate_and_kl(loop, meta, chunk(i))[1],
         num_parts=chunks,
-        kl_outputs=(lambda meta: loop.post_policy_params(meta, data),
+        kl_outputs=(lambda meta: loop.post_params_linearization(meta, data),
                     lambda params: loop.post_kl_from_params(data, params)) if gauss_newton else None,
         loss_of_outputs=lambda params: surrogate_of_post_params(data, params),
         kl_outputs_part=(outputs_part, divergence_part) if gauss_newton else None,
-        outputs_linearization=lambda meta: loop.post_params_linearization(meta, data),
         finite_difference_eps=(cfg.finite_difference_eps
                                if cfg.fisher_product == "finite_difference" else None),
     )
