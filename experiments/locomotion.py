@@ -8,7 +8,10 @@ Meta-trains on the family (TRPO outer step for MAML; ProMP's clipped multi-step 
 evaluates pre- and post-adaptation return (one inner step) on the fixed test tasks, trains one PPO
 oracle per test task (all at once, vmapped), and reports the share of the pre-to-oracle gap that
 one step closes, ``(post - pre) / (oracle - pre)``, next to MAML's published share. Saves brax HTML
-rollouts of test task 0 before and after adaptation. Outputs under ``--out-dir``.
+rollouts of test task 0 before and after adaptation. Outputs under ``--out-dir``. The oracles'
+result is cached in ``--oracle-cache`` (relative to ``--out-dir``'s parent: by default ``oracles``
+beside the run), so the MAML and ProMP runs of a family with the same seed and evaluation
+settings train them once.
 
 ``--resume`` checks only the settings that shape training, so a finished run can be evaluated
 again with other evaluation settings (``--resume --test-tasks 40 --eval-rollouts 20``); that
@@ -17,6 +20,7 @@ rewrites the results, summary and renders, never the checkpoints or training met
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -27,6 +31,7 @@ import numpy as np
 import metajax
 from experiments.common import write_table
 from metajax.config import Config, option, parse_configs
+from metajax.envs.brax_env import BACKENDS
 from metajax.evaluation import evaluate, evaluate_policies
 from metajax.learners import MAMLConfig, ProMPConfig, make_maml, make_promp
 from metajax.ppo import PPOConfig, make_policy, train_ppo
@@ -40,6 +45,8 @@ PUBLISHED_SHARE = {"halfcheetah-vel-v1": 0.68, "halfcheetah-dir-v1": 0.70, "ant-
 @dataclasses.dataclass(frozen=True)
 class LocomotionConfig(Config):
     learner: str = option("maml", choices=("maml", "promp"), help="meta-learner")
+    backend: str = option("generalized", choices=BACKENDS, help="brax pipeline; spring / positional are "
+                          "faster and less accurate (same dt, brax's smaller substeps)")
     meta_batch_size: int = option(40, low=1, help="tasks per meta-iteration")
     rollouts_per_task: int = option(20, low=1, help="episodes per task per batch")
     inner_lr: float = option(0.1, low=0.0, low_open=True, help="inner step size (MAML paper: 0.1)")
@@ -48,9 +55,11 @@ class LocomotionConfig(Config):
     eval_rollouts: int = option(20, low=1, help="rollouts per adaptation step")
     oracle_updates: int = option(500, low=1, help="PPO updates per oracle")
     oracle_envs: int = option(64, low=1, help="PPO parallel envs per oracle")
+    oracle_cache: str = option("oracles", help="folder of trained-oracle results shared by runs (MAML "
+                               "and ProMP of a family train them once); relative to --out-dir's parent")
 
     # settings that only shape the evaluation: a finished run resumes with others and is re-evaluated
-    NOT_IN_RUN_IDENTITY = ("test_tasks", "eval_rollouts", "oracle_updates", "oracle_envs")
+    NOT_IN_RUN_IDENTITY = ("test_tasks", "eval_rollouts", "oracle_updates", "oracle_envs", "oracle_cache")
 
 
 def _learner(env, task_dist, cfg: LocomotionConfig):
@@ -59,6 +68,38 @@ def _learner(env, task_dist, cfg: LocomotionConfig):
     if cfg.learner == "maml":
         return make_maml(env, task_dist, MAMLConfig(**common))
     return make_promp(env, task_dist, ProMPConfig(**common))
+
+
+def oracle_return(env, family: str, tasks, train_key, eval_key, ppo_cfg: PPOConfig, eval_rollouts: int,
+                  cache_dir: str) -> dict:
+    """Return of one PPO oracle per task (``tasks`` leaves ``[N, ...]``), trained from ``train_key``
+    and evaluated from ``eval_key``: ``{"oracle", "oracle_stderr", "oracle_seconds", "oracle_cached"}``. The result is
+    stored in ``cache_dir`` under a name derived from everything that shapes it (family, backend,
+    tasks, keys, PPO settings, rollouts, metajax version) and read back instead of training again; delete the
+    file to retrain."""
+    identity = {"family": family, "backend": getattr(env, "backend", None), "tasks": [np.asarray(x).tolist() for x in jax.tree.leaves(tasks)],
+                "keys": [np.asarray(jax.random.key_data(k)).tolist() for k in (train_key, eval_key)],
+                "ppo": dataclasses.asdict(ppo_cfg),
+                "eval_rollouts": eval_rollouts, "metajax": metajax.__version__}
+    text = json.dumps(identity, sort_keys=True)
+    path = os.path.join(cache_dir, f"{family}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            stored = json.load(f)
+        if stored["identity"] == json.loads(text):
+            return {**stored["result"], "oracle_cached": True}
+    start = time.perf_counter()
+    num = jax.tree.leaves(tasks)[0].shape[0]
+    params, _ = jax.jit(jax.vmap(lambda task, k: train_ppo(env, task, k, ppo_cfg)))(
+        tasks, jax.random.split(train_key, num))
+    oracle = evaluate_policies(env, make_policy(env, ppo_cfg).apply, params, tasks, eval_key, eval_rollouts)
+    result = {"oracle": float(oracle.mean[0]), "oracle_stderr": float(oracle.stderr[0]),
+              "oracle_seconds": time.perf_counter() - start}
+    os.makedirs(cache_dir, exist_ok=True)
+    with open(path + ".tmp", "w") as f:  # written whole, then renamed: a reader never sees half a file
+        json.dump({"identity": json.loads(text), "result": result}, f)
+    os.replace(path + ".tmp", path)
+    return {**result, "oracle_cached": False}
 
 
 def render_episode(env, act, task, key, path: str) -> None:
@@ -83,7 +124,7 @@ def render_episode(env, act, task, key, path: str) -> None:
 
 
 def run(family: str, cfg: LocomotionConfig, train_cfg: TrainConfig, ppo_cfg: PPOConfig, resume=False) -> dict:
-    env, task_dist = metajax.make(family)
+    env, task_dist = metajax.make(family, backend=cfg.backend)
     learner = _learner(env, task_dist, cfg)
     state, history = train(learner, train_cfg, {"family": family, "config": cfg, "train": train_cfg},
                            resume=resume)
@@ -91,24 +132,16 @@ def run(family: str, cfg: LocomotionConfig, train_cfg: TrainConfig, ppo_cfg: PPO
     tasks = task_dist.test_tasks(cfg.test_tasks)
     keys = jax.random.split(jax.random.key(train_cfg.seed + 7), 4)
     result = jax.jit(lambda p: evaluate(learner, env, p, tasks, keys[0], 1, cfg.eval_rollouts))(state.params)
-
-    start = time.perf_counter()
-    num = cfg.test_tasks
-    oracle_params, _ = jax.jit(jax.vmap(lambda task, key: train_ppo(env, task, key, ppo_cfg)))(
-        tasks, jax.random.split(keys[1], num))
-    oracle = evaluate_policies(env, make_policy(env, ppo_cfg).apply, oracle_params, tasks, keys[2],
-                               cfg.eval_rollouts)
-    oracle_seconds = time.perf_counter() - start
-
-    pre, post, best = float(result.mean[0]), float(result.mean[1]), float(oracle.mean[0])
-    share = (post - pre) / (best - pre) if best != pre else float("nan")
     out = train_cfg.out_dir
-    row = {"family": family, "learner": cfg.learner, "pre": pre, "pre_stderr": float(result.stderr[0]),
-           "post": post, "post_stderr": float(result.stderr[1]), "oracle": best,
-           "oracle_stderr": float(oracle.stderr[0]), "gap_share": share,
+    cache = os.path.join(os.path.dirname(os.path.abspath(out)), cfg.oracle_cache)  # an absolute one stays
+    oracle = oracle_return(env, family, tasks, keys[1], keys[2], ppo_cfg, cfg.eval_rollouts, cache)
+
+    pre, post, best = float(result.mean[0]), float(result.mean[1]), oracle["oracle"]
+    share = (post - pre) / (best - pre) if best != pre else float("nan")
+    row = {"family": family, "learner": cfg.learner, "backend": cfg.backend, "pre": pre, "pre_stderr": float(result.stderr[0]),
+           "post": post, "post_stderr": float(result.stderr[1]), **oracle, "gap_share": share,
            "published_maml_share": PUBLISHED_SHARE.get(family), "train_seconds": train_seconds,
-           "oracle_seconds": oracle_seconds, "iterations": int(state.step),
-           "device": str(jax.devices()[0].device_kind)}
+           "iterations": int(state.step), "device": str(jax.devices()[0].device_kind)}
     write_table(out, "results", [row])
     task0 = jax.tree.map(lambda x: x[0], tasks)
     apply = lambda p, obs: learner.make_policy(state.params, p)(obs)

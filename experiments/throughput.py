@@ -14,6 +14,8 @@ At M = 640 the second-order Fisher-vector products need more than 24 GiB at once
 the workload is labelled ``MAML-TRPO/<chunks>``.
 ``--locomotion-scaling 20 200 2000`` times MAML-TRPO on ``halfcheetah-vel-v1`` at each number of
 tasks (the GPU scaling sweep), with the Fisher product chunked above ``--fisher-chunk-tasks``.
+``--backend-rates FAMILY TASKS ROLLOUTS`` times the raw env step of a brax family on each backend
+(to choose one per device).
 ``--rl2 ENV EPISODES TRIALS`` adds RL^2 (GRU and transformer cores): PPO meta-training env steps/s
 on trials of EPISODES episodes, TRIALS trials per iteration, next to acting alone (the trial rollouts
 without the PPO update).
@@ -23,6 +25,7 @@ outer step. Figures are medians over ``--repeats`` timed calls after one compile
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 
@@ -31,6 +34,8 @@ import jax.numpy as jnp
 
 import metajax
 from experiments.gradient_family import LEARNERS, FamilyConfig, build
+from metajax.envs.brax_env import BACKENDS
+from metajax.envs.registry import LOCOMOTION_FAMILIES, PHYSICS_TASK_FAMILIES
 from metajax.learners.inner_loop import make_inner_loop
 from metajax.learners.maml import MAMLConfig, make_maml
 from metajax.learners.rl2 import RL2Config, make_rl2
@@ -96,6 +101,42 @@ def measure(tasks: int, outer: str, repeats: int, part: str = "meta_step", chunk
             "compile_s": compile_s}
 
 
+def raw_env_seconds(env, task_dist, tasks: int, rollouts: int, repeats: int) -> tuple[float, float]:
+    """(compile s, median s) of ``tasks x rollouts`` full-horizon episodes of ``env`` under random
+    actions, vmapped over sampled tasks: the simulator's own speed, no policy."""
+    def raw(dummy, key):
+        batch = jax.vmap(task_dist.sample)(jax.random.split(key, tasks))
+
+        def one(task, k):
+            def act(ak, obs):
+                return jax.random.uniform(ak, (obs.shape[0], env.action_size), minval=-1, maxval=1), jnp.zeros(obs.shape[0])
+            return rollout(env, act, task, k, rollouts).reward.sum()
+        return dummy + jnp.sum(jax.vmap(one)(batch, jax.random.split(key, tasks)))
+    return _time(raw, jnp.zeros(()), repeats=repeats)
+
+
+def measure_backends(family: str, tasks: int, rollouts: int, repeats: int) -> list[dict]:
+    """Raw env steps/s of ``family`` on each brax pipeline (``metajax.make(family, backend)``: the
+    same dt per env step, brax's smaller substeps on spring / positional), for choosing one per
+    device. A diagnostic row runs ``generalized`` with its constraint solver's line search cut to 4
+    steps: that changes the physics, and shows how much of the time the loop takes."""
+    env, task_dist = metajax.make(family)
+    variants = [(env.backend, env)]
+    if env.backend == "generalized":
+        variants.append(("generalized, maxls 4", dataclasses.replace(env, sys=env.sys.replace(solver_maxls=4))))
+    for backend in BACKENDS:
+        if backend != env.backend:
+            other = metajax.make(family, backend=backend)[0]
+            variants.append((f"{backend}, {other.n_frames}x{float(other.sys.opt.timestep):g}", other))
+    steps = tasks * rollouts * env.horizon
+    rows = []
+    for label, variant in variants:
+        compile_s, seconds = raw_env_seconds(variant, task_dist, tasks, rollouts, repeats)
+        rows.append({"family": family, "backend": label, "envs": tasks * rollouts, "seconds": seconds,
+                     "steps_per_s": steps / seconds, "compile_s": compile_s})
+    return rows
+
+
 def measure_locomotion(tasks: int, rollouts: int, repeats: int, family: str = "halfcheetah-vel-v1",
                        chunk_tasks: int = 0):
     """MAML-TRPO meta-training env-steps/s on a brax family vs the raw vmapped env step at the same
@@ -112,17 +153,7 @@ def measure_locomotion(tasks: int, rollouts: int, repeats: int, family: str = "h
     state = learner.init(jax.random.key(0))
     steps = tasks * rollouts * env.horizon
     compile_s, meta_s = _time(lambda s, k: learner.meta_step(s, k), state, repeats=repeats)
-
-    def raw(params, key):  # the same number of env steps as one batch, without a policy
-        del params
-        batch = jax.vmap(task_dist.sample)(jax.random.split(key, tasks))
-
-        def one(task, k):
-            def act(ak, obs):
-                return jax.random.uniform(ak, (obs.shape[0], env.action_size), minval=-1, maxval=1), jnp.zeros(obs.shape[0])
-            return rollout(env, act, task, k, rollouts).reward.sum()
-        return jnp.sum(jax.vmap(one)(batch, jax.random.split(key, tasks)))
-    _, raw_s = _time(raw, state.params, repeats=repeats)
+    _, raw_s = raw_env_seconds(env, task_dist, tasks, rollouts, repeats)
     meta_rate, raw_rate = 2 * steps / meta_s, steps / raw_s
     return {"family": family, "tasks": tasks, "rollouts": rollouts, "fisher_chunks": chunks,
             "meta_env_steps": 2 * steps, "meta_seconds": meta_s, "meta_steps_per_s": meta_rate,
@@ -152,7 +183,8 @@ def measure_rl2(family: str, episodes: int, trials: int, core: str, repeats: int
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", type=int, nargs="+", default=[20, 40, 160])
+    parser.add_argument("--tasks", type=int, nargs="*", default=[20, 40, 160],
+                        help="point-nav sizes; with none (and --large-tasks none) only the other rows run")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-breakdown", action="store_true")
     parser.add_argument("--learners", nargs="*", default=list(LEARNERS), choices=LEARNERS,
@@ -167,12 +199,14 @@ def main(argv=None):
     parser.add_argument("--locomotion-rollouts", type=int, default=20)
     parser.add_argument("--fisher-chunk-tasks", type=int, default=200,
                         help="with --locomotion-scaling: tasks per Fisher-product chunk above this size")
+    parser.add_argument("--backend-rates", nargs=3, metavar=("FAMILY", "TASKS", "ROLLOUTS"), default=None,
+                        help="raw env steps/s of a brax FAMILY on each backend at TASKS x ROLLOUTS envs")
     parser.add_argument("--rl2", nargs=3, metavar=("ENV", "EPISODES", "TRIALS"), default=None,
                         help="also time RL^2 (both cores) on ENV with trials of EPISODES episodes")
     parser.add_argument("--rl2-only", action="store_true", help="with --rl2: skip the MAML and family rows")
     args = parser.parse_args(argv)
-    if args.repeats < 1 or min(args.tasks) < 1:
-        parser.error("--repeats and --tasks must be positive")
+    if args.repeats < 1 or min(args.tasks + args.large_tasks, default=1) < 1:
+        parser.error("--repeats, --tasks and --large-tasks must be positive")
     scaling = args.locomotion_scaling or []
     if min(scaling + [args.locomotion_rollouts, args.fisher_chunk_tasks]) < 1:
         parser.error("--locomotion-scaling, --locomotion-rollouts and --fisher-chunk-tasks must be positive")
@@ -184,6 +218,12 @@ def main(argv=None):
                                                                              for v in args.rl2[1:])):
         parser.error(f"--rl2 needs a registered env ({', '.join(metajax.registered_names())}) and two "
                      f"positive ints, got {args.rl2}")
+    if args.backend_rates and (args.backend_rates[0] not in LOCOMOTION_FAMILIES
+                               or args.backend_rates[0] in PHYSICS_TASK_FAMILIES or not all(
+            v.isdigit() and int(v) > 0 for v in args.backend_rates[1:])):
+        reward_defined = [f for f in LOCOMOTION_FAMILIES if f not in PHYSICS_TASK_FAMILIES]
+        parser.error(f"--backend-rates needs a reward-defined brax family ({', '.join(reward_defined)}) "
+                     f"and two positive ints, got {args.backend_rates}")
     if args.locomotion:
         r = measure_locomotion(*args.locomotion, args.repeats)
         print(f"halfcheetah-vel-v1 at {r['tasks']} tasks x {r['rollouts']} rollouts x 200 steps: "
@@ -192,6 +232,13 @@ def main(argv=None):
     device = jax.devices()[0]
     print(f"device: {device.platform} / {device.device_kind}; jax {jax.__version__}; "
           f"float32 matmul (2048^2) {matmul_gflops():.0f} GFLOP/s")
+    if args.backend_rates:
+        family, tasks, rollouts = args.backend_rates[0], int(args.backend_rates[1]), int(args.backend_rates[2])
+        print(f"\n{family}, raw env steps/s at {tasks} tasks x {rollouts} envs, random actions")
+        print(f"{'backend':<22} {'envs':>7} {'s/batch':>8} {'steps/s':>10} {'compile s':>10}")
+        for r in measure_backends(family, tasks, rollouts, args.repeats):
+            print(f"{r['backend']:<22} {r['envs']:>7} {r['seconds']:>8.3f} {r['steps_per_s']:>10.0f} "
+                  f"{r['compile_s']:>10.1f}", flush=True)
     if scaling:
         print(f"\nhalfcheetah-vel-v1, {args.locomotion_rollouts} full-horizon rollouts per task, "
               "pre- and post-update batches")
@@ -203,18 +250,20 @@ def main(argv=None):
         print(f"{tasks:>6} {r['fisher_chunks']:>6} {r['meta_env_steps']:>10} "
               f"{r['meta_seconds']:>8.2f} {r['meta_steps_per_s']:>10.0f} {r['ratio']:>9.2f} "
               f"{r['compile_s']:>10.1f}", flush=True)
-    first = args.tasks[0]
     jobs = [dict(tasks=m, outer="trpo", part=part) for m in args.tasks
             for part in ("meta_step", "rollout")]
     jobs += [dict(tasks=m, outer="trpo", part=part, chunks=max(1, m // 40)) for m in args.large_tasks
              for part in ("meta_step", "rollout")]
-    jobs.append(dict(tasks=first, outer="adam"))
-    # the navigation experiment's default: the MAML authors' finite-difference Fisher products
-    jobs.append(dict(tasks=first, outer="trpo", fisher_product="finite_difference"))
-    jobs += [dict(tasks=first, outer="trpo", learner_name=name) for name in args.learners]
-    if not args.no_breakdown:
-        jobs.append(dict(tasks=first, outer="trpo", part="collect"))
-    print(f"\n{'workload':<26} {'tasks':>6} {'env steps':>10} {'s/iter':>8} {'steps/s':>10} {'compile s':>10}")
+    if args.tasks:  # the rows at the first size
+        first = args.tasks[0]
+        jobs.append(dict(tasks=first, outer="adam"))
+        # the navigation experiment's default: the MAML authors' finite-difference Fisher products
+        jobs.append(dict(tasks=first, outer="trpo", fisher_product="finite_difference"))
+        jobs += [dict(tasks=first, outer="trpo", learner_name=name) for name in args.learners]
+        if not args.no_breakdown:
+            jobs.append(dict(tasks=first, outer="trpo", part="collect"))
+    if jobs or args.rl2:
+        print(f"\n{'workload':<26} {'tasks':>6} {'env steps':>10} {'s/iter':>8} {'steps/s':>10} {'compile s':>10}")
     rows = []
 
     def show(r):

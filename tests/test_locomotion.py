@@ -159,6 +159,30 @@ def test_smoke_meta_iteration(name):
     assert int(state.step) == 1
 
 
+def test_other_backends_keep_the_env_step_and_refuse_physics_tasks():
+    for name, frames in (("halfcheetah-vel-v1", 16), ("ant-dir-v1", 10)):
+        env = metajax.make(name, backend="spring")[0]
+        assert (env.backend, env.n_frames) == ("spring", frames)
+        assert env.dt == pytest.approx(metajax.make(name)[0].dt)
+    env, task_dist = metajax.make("halfcheetah-vel-v1", backend="spring")
+    task, key = task_dist.sample(jax.random.key(0)), jax.random.key(1)
+
+    def run(key):
+        state, _ = env.reset(key, task)
+
+        def body(state, k):
+            state, ts = env.step(k, state, jax.random.uniform(k, (env.action_size,), minval=-1, maxval=1), task)
+            return state, ts.observation
+        return jax.lax.scan(body, state, jax.random.split(key, 20))
+    state, obs = jax.jit(run)(key)
+    assert bool(jnp.all(jnp.isfinite(obs))) and int(state.time) == 20
+    for name, backend, match in (("walker-rand-params-v1", "spring", "only 'generalized' reads"),
+                                 ("point-nav-v1", "spring", "backend applies to the brax families"),
+                                 ("ant-dir-v1", "mjx", "backend must be one of generalized, positional, spring")):
+        with pytest.raises(ValueError, match=match):
+            metajax.make(name, backend=backend)
+
+
 @pytest.mark.heavy
 @pytest.mark.parametrize("learner", ["maml", "promp"])
 def test_locomotion_experiment_smoke(tmp_path, learner):
@@ -173,3 +197,4 @@ def test_locomotion_experiment_smoke(tmp_path, learner):
         again = main(["--smoke", "--learner", learner, "--out-dir", str(tmp_path), "--resume"],
                      family="halfcheetah-vel-v1")
         assert again["iterations"] == 2 and again["train_seconds"] == row["train_seconds"] > 0
+        assert again["oracle_cached"] and again["oracle"] == row["oracle"]  # read back, not retrained

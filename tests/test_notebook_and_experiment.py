@@ -1,9 +1,13 @@
 """The quickstart notebook and the experiment module run end to end on smoke settings."""
+import dataclasses
 import json
 import os
 
+import jax
 import numpy as np
 import pytest
+
+import metajax
 
 NOTEBOOK = os.path.join(os.path.dirname(__file__), "..", "notebooks", "quickstart.ipynb")
 
@@ -101,6 +105,40 @@ def test_throughput_locomotion_scaling_flags_are_checked_before_anything_runs(ca
     with pytest.raises(SystemExit):
         throughput.main(["--locomotion-scaling", "0"])
     assert "must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        throughput.main(["--tasks", "--large-tasks", "0"])
+    assert "--tasks and --large-tasks must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        throughput.main(["--backend-rates", "point-nav-v1", "2", "2"])
+    assert "--backend-rates needs a reward-defined brax family (halfcheetah-vel-v1, " in capsys.readouterr().err
+
+
+def test_locomotion_oracles_are_trained_once_per_setting_and_read_back(tmp_path, monkeypatch):
+    from experiments import locomotion
+    from metajax.ppo import PPOConfig
+
+    env, task_dist = metajax.make("point-nav-v1")  # the oracle code is env-generic; this one is cheap
+    tasks = task_dist.test_tasks(2)
+    ppo = PPOConfig(num_envs=2, rollout_steps=8, updates=2, epochs=1, minibatches=1, hidden_sizes=(8,))
+    keys = jax.random.split(jax.random.key(0))
+    first = locomotion.oracle_return(env, "point-nav-v1", tasks, *keys, ppo, 2, str(tmp_path))
+    assert not first["oracle_cached"] and np.isfinite(first["oracle"]) and first["oracle_seconds"] > 0
+
+    class TrainedAgain(Exception):
+        pass
+
+    def refuse(*args, **kwargs):
+        raise TrainedAgain
+
+    monkeypatch.setattr(locomotion, "train_ppo", refuse)
+    again = locomotion.oracle_return(env, "point-nav-v1", tasks, *keys, ppo, 2, str(tmp_path))
+    assert again == {**first, "oracle_cached": True}
+    others = [(task_dist.test_tasks(3), keys, ppo, 2), (tasks, keys[::-1], ppo, 2),
+              (tasks, keys, dataclasses.replace(ppo, updates=3), 2), (tasks, keys, ppo, 3)]
+    for other_tasks, other_keys, other_ppo, rollouts in others:
+        with pytest.raises(TrainedAgain):
+            locomotion.oracle_return(env, "point-nav-v1", other_tasks, *other_keys, other_ppo, rollouts,
+                                     str(tmp_path))
 
 
 @pytest.mark.slow

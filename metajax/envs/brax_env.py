@@ -67,6 +67,7 @@ class BraxTaskEnv:
     action_scale: float = 1.0
     physics: Callable = lambda sys, task: sys
     act: Callable = lambda action, task: action
+    model: str = ""  # brax's bundled model the system came from (e.g. "half_cheetah")
 
     @property
     def action_size(self) -> int:

@@ -15,17 +15,21 @@ Every family is a ``BraxTaskEnv`` on brax's bundled model with ``dt`` ≈ 0.05 s
 action in [-1, 1]. Rand-params tasks scale each body's mass and inertia and each geom's friction by
 its own 1.5^U(-3, 3) and each dof's damping by 1.3^U(-3, 3). Observations: joint positions without
 the global x (and y where free) plus velocities, as brax's own envs (humanoid: without brax's
-centre-of-mass features). The backend is ``generalized`` everywhere: it is the fastest on CPU for
-these models and the only one that reads ``dof.damping`` and (for ant/hopper) real masses.
+centre-of-mass features). The backend is ``generalized`` everywhere: the one closest to MuJoCo and
+the only one that reads ``dof.damping`` and (for ant/hopper) real masses. ``metajax.make(name,
+backend="spring")`` (or ``"positional"``) gives a reward-defined family on another pipeline with
+the same dt (``on_backend``): faster, less accurate.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from metajax.envs.brax_env import BraxTaskEnv, load_system
+from metajax.envs.brax_env import BACKENDS, BraxTaskEnv, load_system
+from metajax.envs.registry import PHYSICS_TASK_FAMILIES
 from metajax.envs.tasks import TaskFamily
 
 HEALTHY = {  # (z range, torso angle range) as in brax's walker2d / hopper
@@ -91,7 +95,28 @@ def _env(name, model, n_frames, horizon, reward, skip, **kwargs):
     obs_size = sys.q_size() - skip + sys.qd_size()
     return BraxTaskEnv(name=name, sys=sys, backend="generalized", n_frames=n_frames, horizon=horizon,
                        observation_size=obs_size, reward=reward, observe=observe,
-                       init_q=jnp.asarray(sys.init_q), **kwargs)
+                       init_q=jnp.asarray(sys.init_q), model=model, **kwargs)
+
+
+# the substep brax's own envs take on spring / positional for these models (seconds)
+SMALL_SUBSTEP = {"half_cheetah": 0.003125, "ant": 0.005, "humanoid": 0.0015}
+
+
+def on_backend(env: BraxTaskEnv, backend: str) -> BraxTaskEnv:
+    """``env`` on another brax pipeline, with the same dt per env step: spring and positional take
+    brax's smaller substep for the model (``SMALL_SUBSTEP``) and more of them. Families whose tasks
+    change physics stay on ``generalized``: the others ignore damping and, for ant and hopper, masses."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    if backend == env.backend:
+        return env
+    if env.name in PHYSICS_TASK_FAMILIES:
+        raise ValueError(f"backend: {env.name}'s tasks change damping or masses, which only "
+                         f"'generalized' reads; got {backend!r}")
+    substep = SMALL_SUBSTEP.get(env.model, float(env.sys.opt.timestep))
+    frames = max(1, round(env.dt / substep))
+    return dataclasses.replace(env, backend=backend, n_frames=frames,
+                               sys=env.sys.tree_replace({"opt.timestep": substep}))
 
 
 def _never(pipeline):

@@ -19,11 +19,13 @@ _REGISTRY.update({f"bandit-k{k}-v1": (lambda k=k: make_bandit(k)) for k in ARM_C
 
 
 # brax families, imported on first use (brax is slow to import)
-_LOCOMOTION = (
+LOCOMOTION_FAMILIES = (
     "halfcheetah-vel-v1", "halfcheetah-dir-v1", "ant-dir-v1", "ant-goal-v1", "humanoid-dir-v1",
     "walker-rand-params-v1", "hopper-rand-params-v1", "halfcheetah-cripple-v1",
     "halfcheetah-damping-v1",
 )
+# their tasks change damping or masses, which only brax's generalized pipeline reads
+PHYSICS_TASK_FAMILIES = ("walker-rand-params-v1", "hopper-rand-params-v1", "halfcheetah-damping-v1")
 
 
 def _locomotion(name: str):
@@ -34,19 +36,28 @@ def _locomotion(name: str):
     return make
 
 
-_REGISTRY.update({name: _locomotion(name) for name in _LOCOMOTION})
+_REGISTRY.update({name: _locomotion(name) for name in LOCOMOTION_FAMILIES})
 
 
 def registered_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def make(name: str):
-    """Return ``(env, task_distribution)`` for a registered, versioned task family.
+def make(name: str, backend: str | None = None):
+    """Return ``(env, task_distribution)`` for a registered, versioned task family; ``backend``
+    moves a brax family to another physics pipeline (``locomotion.on_backend``).
 
     Raises:
-      ValueError: naming the valid names when ``name`` is unknown.
+      ValueError: naming the valid names when ``name`` is unknown, and the valid backends.
     """
     if name not in _REGISTRY:
         raise ValueError(f"unknown env {name!r}; valid names: {', '.join(registered_names())}")
-    return _REGISTRY[name]()
+    if backend is not None and name not in LOCOMOTION_FAMILIES:
+        raise ValueError(f"backend applies to the brax families ({', '.join(LOCOMOTION_FAMILIES)}), "
+                         f"not {name!r}")
+    env, tasks = _REGISTRY[name]()
+    if backend is not None:
+        from metajax.envs.locomotion import on_backend
+
+        env = on_backend(env, backend)
+    return env, tasks
