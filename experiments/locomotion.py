@@ -34,6 +34,7 @@ from metajax.config import Config, option, parse_configs
 from metajax.envs.brax_env import BACKENDS
 from metajax.evaluation import evaluate, evaluate_policies
 from metajax.learners import MAMLConfig, ProMPConfig, make_maml, make_promp
+from metajax.logs import atomic_write
 from metajax.ppo import PPOConfig, make_policy, train_ppo
 from metajax.rollout import policy_act
 from metajax.training import TrainConfig, train, training_seconds
@@ -73,14 +74,15 @@ def _learner(env, task_dist, cfg: LocomotionConfig):
 def oracle_return(env, family: str, tasks, train_key, eval_key, ppo_cfg: PPOConfig, eval_rollouts: int,
                   cache_dir: str) -> dict:
     """Return of one PPO oracle per task (``tasks`` leaves ``[N, ...]``), trained from ``train_key``
-    and evaluated from ``eval_key``: ``{"oracle", "oracle_stderr", "oracle_seconds", "oracle_cached"}``. The result is
-    stored in ``cache_dir`` under a name derived from everything that shapes it (family, backend,
-    tasks, keys, PPO settings, rollouts, metajax version) and read back instead of training again; delete the
-    file to retrain."""
-    identity = {"family": family, "backend": getattr(env, "backend", None), "tasks": [np.asarray(x).tolist() for x in jax.tree.leaves(tasks)],
+    and evaluated from ``eval_key``: ``{"oracle", "oracle_stderr", "oracle_seconds",
+    "oracle_cached"}``. The result is stored in ``cache_dir`` under a name derived from everything
+    that shapes it (family, backend, tasks, keys, PPO settings, rollouts, metajax version) and read
+    back instead of training again; delete the file to retrain."""
+    identity = {"family": family, "backend": getattr(env, "backend", None),
+                "tasks": [np.asarray(x).tolist() for x in jax.tree.leaves(tasks)],
                 "keys": [np.asarray(jax.random.key_data(k)).tolist() for k in (train_key, eval_key)],
-                "ppo": dataclasses.asdict(ppo_cfg),
-                "eval_rollouts": eval_rollouts, "metajax": metajax.__version__}
+                "ppo": dataclasses.asdict(ppo_cfg), "eval_rollouts": eval_rollouts,
+                "metajax": metajax.__version__}
     text = json.dumps(identity, sort_keys=True)
     path = os.path.join(cache_dir, f"{family}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json")
     if os.path.exists(path):
@@ -96,9 +98,7 @@ def oracle_return(env, family: str, tasks, train_key, eval_key, ppo_cfg: PPOConf
     result = {"oracle": float(oracle.mean[0]), "oracle_stderr": float(oracle.stderr[0]),
               "oracle_seconds": time.perf_counter() - start}
     os.makedirs(cache_dir, exist_ok=True)
-    with open(path + ".tmp", "w") as f:  # written whole, then renamed: a reader never sees half a file
-        json.dump({"identity": json.loads(text), "result": result}, f)
-    os.replace(path + ".tmp", path)
+    atomic_write(path, json.dumps({"identity": json.loads(text), "result": result}))
     return {**result, "oracle_cached": False}
 
 
@@ -138,8 +138,8 @@ def run(family: str, cfg: LocomotionConfig, train_cfg: TrainConfig, ppo_cfg: PPO
 
     pre, post, best = float(result.mean[0]), float(result.mean[1]), oracle["oracle"]
     share = (post - pre) / (best - pre) if best != pre else float("nan")
-    row = {"family": family, "learner": cfg.learner, "backend": cfg.backend, "pre": pre, "pre_stderr": float(result.stderr[0]),
-           "post": post, "post_stderr": float(result.stderr[1]), **oracle, "gap_share": share,
+    row = {"family": family, "learner": cfg.learner, "backend": cfg.backend,
+           "pre": pre, "pre_stderr": float(result.stderr[0]), "post": post, "post_stderr": float(result.stderr[1]), **oracle, "gap_share": share,
            "published_maml_share": PUBLISHED_SHARE.get(family), "train_seconds": train_seconds,
            "iterations": int(state.step), "device": str(jax.devices()[0].device_kind)}
     write_table(out, "results", [row])

@@ -26,8 +26,8 @@ class MetricsLog:
 
     def truncate_after(self, step: int) -> None:
         kept = [row for row in self.read() if row["iteration"] <= step]
-        _atomic_write(self.jsonl_path, "".join(json.dumps(r) + "\n" for r in kept))
-        _atomic_write(self.csv_path, _csv_text(kept))
+        atomic_write(self.jsonl_path, "".join(json.dumps(r) + "\n" for r in kept))
+        atomic_write(self.csv_path, _csv_text(kept))
 
     def append(self, rows: list[dict]) -> None:
         if not rows:
@@ -37,7 +37,7 @@ class MetricsLog:
         header = _csv_header(self.csv_path)
         if header is not None and not set(rows[0]) <= set(header):
             # new columns (e.g. resuming a run logged by an older version): rewrite with all of them
-            _atomic_write(self.csv_path, _csv_text(self.read()))
+            atomic_write(self.csv_path, _csv_text(self.read()))
             return
         with open(self.csv_path, "a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=header or list(rows[0]), restval="")
@@ -68,7 +68,8 @@ def _csv_text(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def _atomic_write(path: str, text: str) -> None:
+def atomic_write(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: no reader sees half a file."""
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write(text)
