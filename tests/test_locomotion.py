@@ -34,6 +34,14 @@ def test_conformance(name):
     check_env(env, tasks, num_tasks=2, num_steps=2, tolerance=1e-2 if name == "humanoid-dir-v1" else 2e-3)
 
 
+@pytest.mark.heavy
+@pytest.mark.parametrize("backend", ["spring", "positional"])
+@pytest.mark.parametrize("name", ["halfcheetah-vel-v1", "ant-dir-v1"])
+def test_conformance_on_other_backends(name, backend):
+    env, tasks = metajax.make(name, backend=backend)
+    check_env(env, tasks, num_tasks=2, num_steps=2, tolerance=2e-3)
+
+
 @functools.lru_cache(maxsize=None)
 def _jitted(name):
     env, _ = metajax.make(name)
