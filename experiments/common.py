@@ -1,12 +1,14 @@
 """Shared pieces of the experiment modules: the evaluation config, results files and plots."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
 import os
 
 from metajax.config import Config, option
+from metajax.training import RunDirectoryError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,6 +19,16 @@ class EvalConfig(Config):
     later_steps_lr_scale: float = option(0.5, low=0.0, low_open=True, high=1.0,
                                          help="inner step size scale for adaptation steps 2..K")
     eval_seed: int = option(12345, low=0, help="PRNG seed of the evaluation rollouts")
+
+
+@contextlib.contextmanager
+def run_directory_errors_as_exit():
+    """A refused run directory (checkpoints there without ``--resume``, or ``--resume`` with another
+    configuration) ends the CLI with its one-line message instead of a traceback."""
+    try:
+        yield
+    except RunDirectoryError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 def write_table(out_dir: str, name: str, rows: list[dict]) -> tuple[str, str]:

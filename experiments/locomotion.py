@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 import metajax
-from experiments.common import write_table
+from experiments.common import run_directory_errors_as_exit, write_table
 from metajax.config import Config, option, parse_configs
 from metajax.envs.brax_env import BACKENDS
 from metajax.evaluation import evaluate, evaluate_policies
@@ -169,7 +169,8 @@ def main(argv=None, family: str = "halfcheetah-vel-v1"):
     ppo_cfg = PPOConfig(num_envs=cfg.oracle_envs, rollout_steps=8 if args.smoke else 200,
                         updates=cfg.oracle_updates, minibatches=2 if args.smoke else 8,
                         hidden_sizes=cfg.hidden_sizes)
-    row = run(family, cfg, train_cfg, ppo_cfg, resume=args.resume)
+    with run_directory_errors_as_exit():
+        row = run(family, cfg, train_cfg, ppo_cfg, resume=args.resume)
     print(json.dumps(row, indent=2))
     return row
 

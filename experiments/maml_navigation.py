@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import metajax
-from experiments.common import EvalConfig, plot_adaptation, write_table
+from experiments.common import EvalConfig, plot_adaptation, run_directory_errors_as_exit, write_table
 from metajax.config import parse_configs
 from metajax.envs.point_nav import GoalTask
 from metajax.evaluation import evaluate, evaluate_oracle
@@ -137,7 +137,8 @@ def main(argv=None):
         description=__doc__,
         extra=lambda p: p.add_argument("--resume", action="store_true", help="continue from the last checkpoint"),
     )
-    summary = run(maml_cfg, train_cfg, eval_cfg, resume=args.resume)
+    with run_directory_errors_as_exit():
+        summary = run(maml_cfg, train_cfg, eval_cfg, resume=args.resume)
     print(f"\n{ENV_NAME} after {summary['iterations']} meta-iterations "
           f"({_seconds(summary['train_seconds'])} training on {summary['device']}):")
     print(f"{'steps':>5} {'MAML':>16} {'MAML, rllab batch':>18} {'authors goals':>16} {'random init':>16} "

@@ -23,6 +23,18 @@ from metajax.config import Config, option
 from metajax.logs import MetricsLog
 from metajax.types import MetaLearner, MetaState
 
+
+class RunDirectoryError(Exception):
+    """``train`` refused its ``out_dir`` before touching it (the CLIs print this as a one-line error)."""
+
+
+class ExistingRunError(RunDirectoryError, FileExistsError):
+    """``out_dir`` already holds checkpoints and ``resume`` was not asked for."""
+
+
+class ResumeConfigError(RunDirectoryError, ValueError):
+    """``resume`` with a configuration other than the checkpoint's; the message names each field."""
+
 WALL_SECONDS = "wall_seconds"  # metric column: cumulative training wall time of the run
 
 
@@ -125,11 +137,11 @@ def train(
         saved, current = _comparable(checkpointer.read_config(), run_config), _identity(run_config)
         if saved != current:
             changed = "; ".join(_changed_fields(saved, current))
-            raise ValueError(f"--resume with a different configuration (checkpoint -> now): {changed}")
+            raise ResumeConfigError(f"--resume with a different configuration (checkpoint -> now): {changed}")
         state, _ = checkpointer.restore(state)
         log.truncate_after(int(state.step))
     elif latest is not None:
-        raise FileExistsError(
+        raise ExistingRunError(
             f"{config.out_dir} already holds checkpoints (latest step {latest}); pass --resume to "
             "continue or choose another out_dir"
         )

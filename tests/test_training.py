@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 import metajax
+from experiments.common import run_directory_errors_as_exit
 from metajax.config import parse_configs
 from metajax.learners.maml import MAMLConfig, make_maml
 from metajax.testing import assert_trees_close
@@ -72,6 +73,10 @@ def test_existing_run_is_not_overwritten_and_config_changes_are_refused(tmp_path
         train(learner, _train_cfg(tmp_path, 4), {"a": 1})
     with pytest.raises(ValueError, match="a: 1 -> 2"):
         train(learner, _train_cfg(tmp_path, 4), {"a": 2}, resume=True)
+    # the experiment CLIs print either refusal as a one-line error instead of a traceback
+    for config, resume, message in (({"a": 1}, False, "already holds checkpoints"), ({"a": 2}, True, "a: 1 -> 2")):
+        with pytest.raises(SystemExit, match=f"^error: .*{message}"), run_directory_errors_as_exit():
+            train(learner, _train_cfg(tmp_path, 4), config, resume=resume)
     assert (tmp_path / "metrics.jsonl").read_text() == before
 
 
