@@ -25,7 +25,7 @@ from metajax.types import MetaLearner, MetaState
 
 
 class RunDirectoryError(Exception):
-    """``train`` refused its ``out_dir`` before touching it (the CLIs print this as a one-line error)."""
+    """``train`` refused its ``out_dir`` before changing anything in it (the CLIs print it as one line)."""
 
 
 class ExistingRunError(RunDirectoryError, FileExistsError):
@@ -34,6 +34,7 @@ class ExistingRunError(RunDirectoryError, FileExistsError):
 
 class ResumeConfigError(RunDirectoryError, ValueError):
     """``resume`` with a configuration other than the checkpoint's; the message names each field."""
+
 
 WALL_SECONDS = "wall_seconds"  # metric column: cumulative training wall time of the run
 
