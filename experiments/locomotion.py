@@ -139,7 +139,8 @@ def run(family: str, cfg: LocomotionConfig, train_cfg: TrainConfig, ppo_cfg: PPO
     pre, post, best = float(result.mean[0]), float(result.mean[1]), oracle["oracle"]
     share = (post - pre) / (best - pre) if best != pre else float("nan")
     row = {"family": family, "learner": cfg.learner, "backend": cfg.backend,
-           "pre": pre, "pre_stderr": float(result.stderr[0]), "post": post, "post_stderr": float(result.stderr[1]), **oracle, "gap_share": share,
+           "pre": pre, "pre_stderr": float(result.stderr[0]),
+           "post": post, "post_stderr": float(result.stderr[1]), **oracle, "gap_share": share,
            "published_maml_share": PUBLISHED_SHARE.get(family), "train_seconds": train_seconds,
            "iterations": int(state.step), "device": str(jax.devices()[0].device_kind)}
     write_table(out, "results", [row])
