@@ -34,6 +34,14 @@ def _discrete_or_continuous_actions(env, key, shape=()):
     return _random_actions(env, key, shape)
 
 
+def _jit_once(fn):
+    """``jax.jit(fn)`` whose arguments are first committed to the default device. Which arguments
+    are committed is part of the compilation cache key, and eager results mix both kinds, so calls
+    on eager values and on jitted outputs would otherwise compile the same program twice."""
+    jitted = jax.jit(fn)
+    return lambda *args: jitted(*jax.device_put(args, jax.devices()[0]))
+
+
 def check_env(env, task_dist, num_tasks: int = 3, num_steps: int = 5, seed: int = 0,
               tolerance: float = 1e-5) -> None:
     """Assert the env contract on a few sampled tasks; ``tolerance`` (relative and absolute) bounds
@@ -46,7 +54,7 @@ def check_env(env, task_dist, num_tasks: int = 3, num_steps: int = 5, seed: int 
 
     # jit == eager
     eager = env.reset(reset_key, task0)
-    jit_reset, jit_step = jax.jit(env.reset), jax.jit(env.step)
+    jit_reset, jit_step = _jit_once(env.reset), _jit_once(env.step)
     jitted = jit_reset(reset_key, task0)
     tol = dict(rtol=tolerance, atol=tolerance)
     assert_trees_close(eager, jitted, **tol, what="reset: jit vs eager")
@@ -79,13 +87,13 @@ def check_env(env, task_dist, num_tasks: int = 3, num_steps: int = 5, seed: int 
     horizon = env.horizon
     actions = _discrete_or_continuous_actions(env, action_key, (horizon,))
 
-    @jax.jit  # compiled once, run for both episodes
-    def episode_rewards(state, k):
+    def episode(state, k):
         def body(state, inputs):
             a, sk = inputs
             state, ts = auto.step(sk, state, a, task0)
             return state, (ts.reward, ts.done)
         return jax.lax.scan(body, state, (actions, jax.random.split(k, horizon)))
+    episode_rewards = _jit_once(episode)  # compiled once, run for both episodes
 
     last_step_key = jax.random.split(step_key, horizon)[-1]
     state, _ = auto.reset(jax.random.split(last_step_key)[1], task0)
@@ -112,7 +120,7 @@ def check_learner(learner, env, task_dist, seed: int = 0, eager: bool = True) ->
         traces.append(1)
         return learner.meta_step(s, k)
 
-    step = jax.jit(traced_step)
+    step = _jit_once(traced_step)
     s1, m1 = step(state, keys[0])
     s2, _ = step(s1, keys[1])
     assert len(traces) == 1, f"meta_step compiled {len(traces)} times for two calls"
@@ -125,12 +133,13 @@ def check_learner(learner, env, task_dist, seed: int = 0, eager: bool = True) ->
         assert_trees_close(e1.params, s1.params, rtol=2e-3, atol=2e-4, what="meta_step: eager vs jit")
         assert_trees_close(em1, m1, rtol=2e-3, atol=2e-4, what="metrics: eager vs jit")
 
-    # lax.scan of meta_step == Python loop of the same body
+    # lax.scan of meta_step == Python loop of the same body (through the program compiled above)
     scanned, scan_metrics = make_chunk(learner, 2)(state)
     looped = state
     for _ in range(2):
         key, step_key = jax.random.split(looped.key)
-        looped, loop_metrics = jax.jit(learner.meta_step)(looped._replace(key=key), step_key)
+        looped, loop_metrics = step(looped._replace(key=key), step_key)
+    assert len(traces) == 1, f"meta_step compiled {len(traces)} times for four calls"
     assert_trees_close(scanned.params, looped.params, rtol=2e-3, atol=2e-4, what="scan vs loop")
     assert_trees_close(jax.tree.map(lambda x: x[-1], scan_metrics), loop_metrics, rtol=2e-3, atol=2e-4,
                        what="scan vs loop metrics")
