@@ -102,11 +102,14 @@ def oracle_return(env, family: str, tasks, train_key, eval_key, ppo_cfg: PPOConf
     return {**result, "oracle_cached": False}
 
 
-def render_episode(env, act, task, key, path: str) -> None:
-    """Save a brax HTML rollout of one episode (``act(key, obs [1, O])``) on ``task``."""
+def render_episodes(env, apply, task, key, params_by_path: dict) -> None:
+    """Save a brax HTML rollout of one episode on ``task`` for each ``{path: policy params}``
+    (``apply(params, obs [1, O])``); one compiled program serves every policy."""
     from brax.io import html
 
-    def episode(key):
+    @jax.jit
+    def episode(params, key):
+        act = policy_act(apply, params)
         state, ts = env.reset(key, task)
 
         def body(carry, step_key):
@@ -116,11 +119,13 @@ def render_episode(env, act, task, key, path: str) -> None:
             return (state, ts.observation), (state.pipeline, ts.terminated)
         return state.pipeline, jax.lax.scan(body, (state, ts.observation), jax.random.split(key, env.horizon))[1]
 
-    first, (pipelines, terminated) = jax.jit(episode)(key)
-    terminated = np.asarray(terminated)
-    length = int(np.argmax(terminated)) + 1 if terminated.any() else env.horizon
-    frames = [first] + [jax.tree.map(lambda x, i=i: x[i], pipelines) for i in range(length)]
-    html.save(path, env.physics(env.sys, task), frames)
+    for path, params in params_by_path.items():
+        # committed like a jitted output: eager and jitted params would otherwise be two compile keys
+        first, (pipelines, terminated) = episode(jax.device_put(params, jax.devices()[0]), key)
+        terminated = np.asarray(terminated)
+        length = int(np.argmax(terminated)) + 1 if terminated.any() else env.horizon
+        frames = [first] + [jax.tree.map(lambda x, i=i: x[i], pipelines) for i in range(length)]
+        html.save(path, env.physics(env.sys, task), frames)
 
 
 def run(family: str, cfg: LocomotionConfig, train_cfg: TrainConfig, ppo_cfg: PPOConfig, resume=False) -> dict:
@@ -146,10 +151,10 @@ def run(family: str, cfg: LocomotionConfig, train_cfg: TrainConfig, ppo_cfg: PPO
     write_table(out, "results", [row])
     task0 = jax.tree.map(lambda x: x[0], tasks)
     apply = lambda p, obs: learner.make_policy(state.params, p)(obs)
-    before = learner.start_adaptation(state.params)
-    adapted = learner.adapt(state.params, task0, keys[3])
-    render_episode(env, policy_act(apply, before), task0, keys[3], os.path.join(out, "before_adaptation.html"))
-    render_episode(env, policy_act(apply, adapted), task0, keys[3], os.path.join(out, "after_adaptation.html"))
+    render_episodes(env, apply, task0, keys[3], {
+        os.path.join(out, "before_adaptation.html"): learner.start_adaptation(state.params),
+        os.path.join(out, "after_adaptation.html"): learner.adapt(state.params, task0, keys[3]),
+    })
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(row, f, indent=2)
     return row
