@@ -34,12 +34,40 @@ def _discrete_or_continuous_actions(env, key, shape=()):
     return _random_actions(env, key, shape)
 
 
+# jax records this event once per XLA compilation (jax.monitoring; the name is stable since 0.4)
+_BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+_backend_compiles = [0]
+
+
+def _count_backend_compile(event, duration, **kwargs):
+    if event == _BACKEND_COMPILE_EVENT:
+        _backend_compiles[0] += 1
+
+
+jax.monitoring.register_event_duration_secs_listener(_count_backend_compile)
+
+
 def _jit_once(fn):
-    """``jax.jit(fn)`` whose arguments are first committed to the default device. Which arguments
-    are committed is part of the compilation cache key, and eager results mix both kinds, so calls
-    on eager values and on jitted outputs would otherwise compile the same program twice."""
+    """``jax.jit(fn)`` whose arguments are first committed to the default device, and whose
+    ``compiles`` attribute counts the XLA compilations its calls caused. Which arguments are
+    committed is part of the compilation cache key, and eager results mix both kinds, so calls on
+    eager values and on jitted outputs would otherwise compile the same program twice."""
     jitted = jax.jit(fn)
-    return lambda *args: jitted(*jax.device_put(args, jax.devices()[0]))
+
+    def call(*args):
+        before = _backend_compiles[0]
+        out = jitted(*jax.device_put(args, jax.devices()[0]))
+        call.compiles += _backend_compiles[0] - before
+        return out
+
+    call.compiles = 0
+    return call
+
+
+def _assert_compiled_once(program, name: str, calls: int) -> None:
+    assert program.compiles == 1, (
+        f"{name} compiled {program.compiles} times in {calls} calls (XLA compilations counted through "
+        f"jax.monitoring's {_BACKEND_COMPILE_EVENT!r} event)")
 
 
 def check_env(env, task_dist, num_tasks: int = 3, num_steps: int = 5, seed: int = 0,
@@ -79,6 +107,8 @@ def check_env(env, task_dist, num_tasks: int = 3, num_steps: int = 5, seed: int 
     for i in range(num_tasks):  # one task at a time, through the single-task programs compiled above
         looped = run(jax.tree.map(lambda x: x[i], tasks), keys[i], jit_reset, jit_step)
         assert_trees_close(jax.tree.map(lambda x: x[i], batched), looped, **tol, what=f"vmap vs loop, task {i}")
+    _assert_compiled_once(jit_reset, "reset", 1 + num_tasks)
+    _assert_compiled_once(jit_step, "step", 1 + num_tasks * num_steps)
 
     # an auto-reset keeps the task: the episode after the reset replays the first one exactly when
     # given the same actions and keys (the first episode starts from the reset key the auto-reset
@@ -99,6 +129,7 @@ def check_env(env, task_dist, num_tasks: int = 3, num_steps: int = 5, seed: int 
     state, _ = auto.reset(jax.random.split(last_step_key)[1], task0)
     state, (first, done1) = episode_rewards(state, step_key)
     _, (second, _) = episode_rewards(state, step_key)
+    _assert_compiled_once(episode_rewards, "the auto-reset episode", 2)
     assert bool(jnp.any(done1)), "an episode of horizon steps must end (terminated or truncated)"
     length = int(jnp.argmax(done1)) + 1
     if length == horizon:  # the second episode is comparable only if the first ran full length
@@ -114,16 +145,10 @@ def check_learner(learner, env, task_dist, seed: int = 0, eager: bool = True) ->
     state = learner.init(jax.random.key(seed))
     keys = jax.random.split(jax.random.key(seed + 1), 3)
 
-    traces = []
-
-    def traced_step(s, k):
-        traces.append(1)
-        return learner.meta_step(s, k)
-
-    step = _jit_once(traced_step)
+    step = _jit_once(learner.meta_step)
     s1, m1 = step(state, keys[0])
     s2, _ = step(s1, keys[1])
-    assert len(traces) == 1, f"meta_step compiled {len(traces)} times for two calls"
+    _assert_compiled_once(step, "meta_step", 2)
     for name, value in m1.items():
         assert bool(jnp.all(jnp.isfinite(value))), f"metric {name} is not finite: {value}"
     assert int(s1.step) == int(state.step) + 1
@@ -139,7 +164,7 @@ def check_learner(learner, env, task_dist, seed: int = 0, eager: bool = True) ->
     for _ in range(2):
         key, step_key = jax.random.split(looped.key)
         looped, loop_metrics = step(looped._replace(key=key), step_key)
-    assert len(traces) == 1, f"meta_step compiled {len(traces)} times for four calls"
+    _assert_compiled_once(step, "meta_step", 4)
     assert_trees_close(scanned.params, looped.params, rtol=2e-3, atol=2e-4, what="scan vs loop")
     assert_trees_close(jax.tree.map(lambda x: x[-1], scan_metrics), loop_metrics, rtol=2e-3, atol=2e-4,
                        what="scan vs loop metrics")
