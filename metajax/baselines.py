@@ -2,7 +2,8 @@
 
 Features per step: ``[clip(o, -10, 10), o^2, t/100, (t/100)^2, (t/100)^3, 1]`` with ``t`` the step
 index within the episode; weights ``w = (F^T F + c I)^{-1} F^T G`` over the valid steps, with
-``c = 1e-5`` raised x10 (up to 5 times) while the solution is not finite.
+``c = 1e-5`` raised x10 (up to 4 times, five values in all, as rllab) while the solution is not
+finite; if none is finite the weights are zero (a zero baseline), where rllab keeps the NaNs.
 
 The normal equations are solved by elimination in plain XLA ops (``solve_spd``), not LAPACK: on
 CPU, jaxlib 0.10's batched LAPACK kernels (``jnp.linalg.solve``, Cholesky) share XLA's intra-op

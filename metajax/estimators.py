@@ -10,10 +10,14 @@ update into the meta-gradient (Rothfuss et al., "ProMP", ICLR 2019, Sec. 4-5):
   products but drops the cross-time terms; biased, low variance.
 * ``dice``: ``(box(a_<=t) - box(a_<t)) * A_t`` with ``box(x) = prod pi/pi^sampled`` over the
   episode prefix (DiCE, Foerster et al. 2018, with the baseline of Mao et al. 2019 written in
-  advantage form). Unbiased Hessian of the undiscounted expected return; high variance.
+  advantage form). With ``A_t`` the undiscounted reward-to-go (``discount=1``, no advantage
+  normalisation) its Hessian is an unbiased estimate of the expected return's; with a discount or
+  normalised advantages, of that surrogate's. High variance.
 
-Ratios are taken against the log-probabilities recorded at sampling time, so the objectives are also
-importance-weighted estimates when evaluated away from the sampling parameters (ProMP's outer steps).
+``lvc`` and ``dice`` take their ratios against the log-probabilities recorded at sampling time, so
+they are also importance-weighted estimates when evaluated away from the sampling parameters
+(ProMP's outer steps); ``maml`` has no ratio, so away from them it is the plain score-function form,
+not reweighted.
 """
 from __future__ import annotations
 

@@ -111,9 +111,9 @@ def backtracking_line_search(
     def ok(loss, kl):
         return (loss < loss_before) & (kl <= max_kl) & jnp.isfinite(loss) & jnp.isfinite(kl)
 
-    def cond(carry):
+    def cond(carry):  # candidate i has been evaluated; there are max_backtracks in all
         i, _, loss, kl = carry
-        return (i < max_backtracks) & ~ok(loss, kl)
+        return (i + 1 < max_backtracks) & ~ok(loss, kl)
 
     def body(carry):
         i = carry[0] + 1
@@ -160,8 +160,9 @@ def trpo_step(
         ``params``.
       loss_and_kl_fn: optional params -> (loss, kl) sharing work, used by the line search.
       kl_part_fn: optional (params, i) -> KL of part i of the batch, with kl = mean_i of the
-        ``num_parts`` parts; the Fisher-vector product is then summed part by part (``lax.map``),
-        which bounds memory by one part at the cost of re-linearising each part per product.
+        ``num_parts`` parts; the Fisher-vector product is then the mean of the parts' products
+        (``lax.map``), which bounds memory by one part at the cost of re-linearising each part per
+        product.
       kl_outputs: optional ``(linearize_fn, divergence_fn)`` with ``kl_fn = divergence_fn o outputs_fn``
         (``outputs_fn(params)``: the policy's distribution parameters) and ``linearize_fn(params)``
         its ``OutputLinearization`` over the params pytree (``linearize_outputs(outputs_fn, params)``
@@ -171,7 +172,7 @@ def trpo_step(
         loss gradient is then ``J^T grad(loss_of_outputs)``, reusing the linearisation of ``outputs_fn``.
       kl_outputs_part: optional, with ``num_parts > 1``: the pair
         ``(outputs_fn(params, i), divergence_fn(outputs, i))`` for part ``i``; the Fisher product is
-        then the Gauss-Newton form summed part by part (in place of ``kl_part_fn``'s KL Hessians;
+        then the mean of the parts' Gauss-Newton products (in place of ``kl_part_fn``'s KL Hessians;
         same value, cheaper).
       finite_difference_eps: optional ``base_eps``: replace the Fisher product by rllab's
         ``FiniteDifferenceHvp``, the central difference of the KL gradient over

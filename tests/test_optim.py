@@ -1,6 +1,8 @@
 """Conjugate gradient, Hessian-vector products, line search and the TRPO step on closed forms."""
+import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from metajax import optim
 
@@ -37,6 +39,27 @@ def test_line_search_backtracks_until_kl_and_loss_are_satisfied():
     res = optim.backtracking_line_search(lambda x: (loss(x), kl(x)), x0, -jnp.ones(2), loss(x0), max_kl=0.5)
     assert not bool(res.accepted)  # an ascent direction is never accepted: params unchanged
     np.testing.assert_allclose(res.params, x0)
+
+
+@pytest.mark.parametrize("max_backtracks", [1, 4, 15])
+def test_line_search_tries_exactly_max_backtracks_candidates(max_backtracks):
+    # as rllab: candidates ratio^0 .. ratio^(max_backtracks-1); a step that passes only at
+    # ratio^max_backtracks is refused
+    x0 = jnp.zeros(())
+    passes_at = 0.8 ** max_backtracks * 1.01  # the loss falls only for steps this short or shorter
+    loss = lambda x: jnp.where(x <= passes_at, -x, 1.0)
+    steps = []
+
+    def loss_and_kl(x):
+        jax.debug.callback(lambda v: steps.append(float(v)), x)
+        return loss(x), jnp.zeros(())
+
+    res = jax.jit(lambda: optim.backtracking_line_search(loss_and_kl, x0, jnp.ones(()), loss(x0), 1.0,
+                                                                  max_backtracks=max_backtracks))()
+    jax.effects_barrier()
+    np.testing.assert_allclose(steps, 0.8 ** np.arange(max_backtracks), rtol=1e-6)
+    assert not bool(res.accepted) and float(res.params) == 0.0
+    assert int(res.backtracks) == max_backtracks - 1
 
 
 def test_trpo_step_on_quadratic_kl_is_natural_gradient_at_the_boundary():
