@@ -19,10 +19,23 @@ class MetricsLog:
         self.jsonl_path = os.path.join(directory, "metrics.jsonl")
 
     def read(self) -> list[dict]:
+        """The logged rows. A last line cut off by a crash mid-write (no newline, not valid JSON)
+        is skipped: its rows were never checkpointed. Any other bad line raises a ValueError."""
         if not os.path.exists(self.jsonl_path):
             return []
         with open(self.jsonl_path) as f:
-            return [json.loads(line) for line in f if line.strip()]
+            lines = f.readlines()
+        rows = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                if number == len(lines) and not line.endswith("\n"):
+                    break
+                raise ValueError(f"{self.jsonl_path}, line {number}: not a JSON row ({error})") from None
+        return rows
 
     def truncate_after(self, step: int) -> None:
         kept = [row for row in self.read() if row["iteration"] <= step]

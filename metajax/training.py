@@ -167,7 +167,9 @@ def train(
         wall_seconds += chunk_seconds
         log.append(rows)
         step = int(state.step)
-        if step % config.checkpoint_every == 0 or step == config.iterations:
+        # a chunk that reaches or passes a multiple of checkpoint_every saves (a resumed run's
+        # chunks need not start on that grid: an extended run, or another --chunk-size)
+        if step // config.checkpoint_every > first // config.checkpoint_every or step == config.iterations:
             checkpointer.save(step, state, _identity(run_config))
         if on_chunk is not None:
             on_chunk(state, rows)

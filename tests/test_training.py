@@ -9,6 +9,7 @@ import metajax
 from experiments.common import run_directory_errors_as_exit
 from metajax.config import parse_configs
 from metajax.learners.maml import MAMLConfig, make_maml
+from metajax.logs import MetricsLog
 from metajax.testing import assert_trees_close
 from metajax.training import WALL_SECONDS, TrainConfig, train, training_seconds
 
@@ -56,13 +57,35 @@ def test_resume_drops_log_rows_past_the_checkpoint(tmp_path):
     learner = _learner()
     cfg = TrainConfig(iterations=4, chunk_size=2, checkpoint_every=4, out_dir=str(tmp_path), progress=False)
     train(learner, cfg, {})
-    # simulate a crash after iteration 5 was logged but before its checkpoint
+    # simulate a crash after iteration 5 was logged but before its checkpoint, in the middle of
+    # writing iteration 6's row
     with open(tmp_path / "metrics.jsonl", "a") as f:
-        f.write(json.dumps({"iteration": 5, "stale": 1.0}) + "\n")
+        f.write(json.dumps({"iteration": 5, "stale": 1.0}) + "\n" + json.dumps({"iteration": 6})[:7])
     _, rows = train(learner, TrainConfig(iterations=6, chunk_size=2, checkpoint_every=2,
                                          out_dir=str(tmp_path), progress=False), {}, resume=True)
     assert [r["iteration"] for r in rows] == [1, 2, 3, 4, 5, 6]
     assert all("stale" not in r for r in rows)
+
+
+def test_a_bad_row_before_the_last_line_is_an_error_naming_the_line(tmp_path):
+    log = MetricsLog(str(tmp_path))
+    log.append([{"iteration": 1}, {"iteration": 2}])
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "metrics.jsonl").write_text("{broken\n" + lines[1])
+    with pytest.raises(ValueError, match="metrics.jsonl, line 1: not a JSON row"):
+        log.read()
+
+
+def test_resumed_chunks_off_the_checkpoint_grid_still_checkpoint(tmp_path):
+    """Extending a run that ended off the chunk grid (3 iterations in chunks of 2) moves every later
+    chunk end off the checkpoint grid (5, 7, 9); each chunk that passes a multiple of
+    checkpoint_every must still save, or an interruption would lose all the resumed work."""
+    learner = _learner()
+    first = TrainConfig(iterations=3, chunk_size=2, checkpoint_every=2, out_dir=str(tmp_path), progress=False)
+    train(learner, first, {})
+    train(learner, dataclasses.replace(first, iterations=9), {}, resume=True)
+    kept = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    assert kept == [5, 7, 9]  # the last three (max_to_keep) of 2, 3, 5, 7, 9
 
 
 def test_existing_run_is_not_overwritten_and_config_changes_are_refused(tmp_path):
