@@ -24,6 +24,17 @@ def test_registry_unknown_name_lists_valid_names():
     assert "valid names" in str(err.value) and "point-robot-sparse-v1" in str(err.value)
 
 
+def test_test_tasks_are_pinned_and_independent_of_jax_prng_flags():
+    """The meta-test set is part of the versioned definition: the same goals on every supported jax,
+    whatever ``jax_threefry_partitionable`` (whose default changed in jax 0.5) is set to."""
+    _, tasks = metajax.make("point-nav-v1")
+    expected = [[-0.21392119, 0.16763675], [0.33928502, 0.23969758], [-0.17661619, 0.3759998]]
+    for partitionable in (True, False):
+        with jax.threefry_partitionable(partitionable):
+            np.testing.assert_allclose(tasks.test_tasks(3).goal, expected, atol=1e-6)
+    np.testing.assert_allclose(tasks.test_tasks(40).goal[:3], expected, atol=1e-6)  # a prefix
+
+
 def test_point_nav_definition():
     env, tasks = metajax.make("point-nav-v1")
     assert env.horizon == 100 and env.observation_size == 2 and env.action_size == 2

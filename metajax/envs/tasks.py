@@ -32,8 +32,11 @@ class TaskFamily:
             raise ValueError(f"split must be one of {sorted(SPLIT_SEEDS)}, got {split!r}")
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
-        keys = jax.random.split(jax.random.key(SPLIT_SEEDS[split]), n)
-        return jax.vmap(self.sample_fn)(keys)
+        # jax's random bits depend on this flag, whose default changed in jax 0.5: pinned, so
+        # every supported jax draws the same sets
+        with jax.threefry_partitionable(True):
+            keys = jax.random.split(jax.random.key(SPLIT_SEEDS[split]), n)
+            return jax.vmap(self.sample_fn)(keys)
 
     def test_tasks(self, n: int = 40) -> Any:
         """The meta-test set: ``n`` tasks drawn with the family's fixed test seed."""
