@@ -47,19 +47,30 @@ def _check(owner: str, f: dataclasses.Field, value: Any) -> None:
         if not isinstance(value, str) or not value:
             raise ValueError(f"{name} must be a non-empty string, got {value!r}")
         return
-    values = value if isinstance(value, tuple) else (value,)
+    default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+    if isinstance(default, tuple):  # a non-empty tuple of the default's element type
+        if not isinstance(value, tuple) or not value:
+            raise ValueError(f"{name} must be a non-empty tuple of values {_allowed(meta)}, got {value!r}")
+        default = default[0] if default else 0.0
+        values = value
+    else:
+        values = (value,)
     for v in values:
-        if isinstance(f.default, bool) or isinstance(v, bool):
-            if not isinstance(v, bool):
-                raise ValueError(f"{name} must be a bool, got {value!r}")
+        if isinstance(default, bool) or isinstance(v, bool):
+            if not isinstance(v, bool) or not isinstance(default, bool):
+                kind = "a bool" if isinstance(default, bool) else f"{_kind(default)} {_allowed(meta)}"
+                raise ValueError(f"{name} must be {kind}, got {value!r}")
             continue
-        if not isinstance(v, (int, float)) or (isinstance(f.default, int) and not isinstance(v, int)):
-            kind = "an int" if isinstance(f.default, int) else "a number"
-            raise ValueError(f"{name} must be {kind} {_allowed(meta)}, got {value!r}")
+        if not isinstance(v, (int, float)) or (isinstance(default, int) and not isinstance(v, int)):
+            raise ValueError(f"{name} must be {_kind(default)} {_allowed(meta)}, got {value!r}")
         low, high = meta.get("low"), meta.get("high")
         too_low = low is not None and (v <= low if meta.get("low_open") else v < low)
-        if too_low or (high is not None and v > high) or math.isnan(v):
+        if too_low or (high is not None and v > high) or not math.isfinite(v):
             raise ValueError(f"{name} must be {_allowed(meta)}, got {value!r}")
+
+
+def _kind(default) -> str:
+    return "an int" if isinstance(default, int) else "a number"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -106,6 +106,11 @@ def test_meta_gradient_equals_closed_form_and_first_order_drops_the_jacobian():
         ("inner_steps", 2.5, "an int"),
         ("first_order", "yes", "a bool"),
         ("hidden_sizes", (100, 0), r"in \[1, inf\)"),
+        ("hidden_sizes", (100.5, 3.2), r"an int in \[1, inf\)"),
+        ("hidden_sizes", (), r"a non-empty tuple"),
+        ("hidden_sizes", 100, r"a non-empty tuple"),
+        ("meta_batch_size", True, r"an int in \[1, inf\)"),
+        ("inner_lr", float("inf"), r"in \(0.0, inf\)"),
     ],
 )
 def test_bad_config_values_name_the_field_and_range(field, value, allowed):
