@@ -109,3 +109,11 @@ def test_factories_reject_other_learners_configs(factory, wrong):
         factory(env, tasks, wrong)
     with pytest.raises(TypeError):
         factory(env, tasks, dataclasses.asdict(wrong))
+
+
+@pytest.mark.parametrize("field, value", [("first_order", True), ("estimator", "dice"), ("remat", True),
+                                          ("post_episode_pool", 40)])
+def test_reptile_refuses_inherited_settings_it_would_ignore(field, value):
+    with pytest.raises(ValueError, match=rf"ReptileConfig\.{field} has no effect in Reptile"):
+        ReptileConfig(**{field: value})
+

@@ -9,6 +9,7 @@ on the task mixture (the paper's Sec. 5).
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +28,19 @@ class ReptileConfig(InnerLoopConfig):
     inner_steps: int = option(2, low=2, high=10, help="inner policy-gradient steps per task (K)")
     outer_optimizer: str = option("sgd", choices=("sgd", "adam"), help="optimiser fed theta - phi")
     outer_lr: float = option(1.0, low=0.0, low_open=True, help="outer step size epsilon")
+
+    # inherited fields that would change nothing: Reptile differentiates nothing through the inner
+    # update (so no second-order terms, estimator curvature or remat) and has no post-update batch
+    NO_EFFECT: ClassVar[tuple[str, ...]] = (
+        "first_order", "estimator", "post_episode_pool", "post_sampler_workers", "remat")
+
+    def __post_init__(self):
+        super().__post_init__()
+        for f in dataclasses.fields(self):
+            if f.name in self.NO_EFFECT and getattr(self, f.name) != f.default:
+                raise ValueError(f"ReptileConfig.{f.name} has no effect in Reptile (no gradient through "
+                                 f"the inner update, no post-update batch): leave it at {f.default!r}, "
+                                 f"got {getattr(self, f.name)!r}")
 
 
 def make_reptile(env, task_dist, config: ReptileConfig = ReptileConfig(), policy=None) -> MetaLearner:
