@@ -35,6 +35,7 @@ from metajax.envs.brax_env import BACKENDS
 from metajax.evaluation import evaluate, evaluate_policies
 from metajax.learners import MAMLConfig, ProMPConfig, make_maml, make_promp
 from metajax.logs import atomic_write
+from metajax.ppo import REVISION as PPO_REVISION
 from metajax.ppo import PPOConfig, make_policy, train_ppo
 from metajax.rollout import policy_act
 from metajax.training import TrainConfig, train, training_seconds
@@ -76,12 +77,12 @@ def oracle_return(env, family: str, tasks, train_key, eval_key, ppo_cfg: PPOConf
     """Return of one PPO oracle per task (``tasks`` leaves ``[N, ...]``), trained from ``train_key``
     and evaluated from ``eval_key``: ``{"oracle", "oracle_stderr", "oracle_seconds",
     "oracle_cached"}``. The result is stored in ``cache_dir`` under a name derived from everything
-    that shapes it (family, backend, tasks, keys, PPO settings, rollouts, metajax version) and read
+    that shapes it (family, backend, tasks, keys, PPO settings and revision, rollouts, metajax version) and read
     back instead of training again; delete the file to retrain."""
     identity = {"family": family, "backend": getattr(env, "backend", None),
                 "tasks": [np.asarray(x).tolist() for x in jax.tree.leaves(tasks)],
                 "keys": [np.asarray(jax.random.key_data(k)).tolist() for k in (train_key, eval_key)],
-                "ppo": dataclasses.asdict(ppo_cfg), "eval_rollouts": eval_rollouts,
+                "ppo": dataclasses.asdict(ppo_cfg), "ppo_revision": PPO_REVISION, "eval_rollouts": eval_rollouts,
                 "metajax": metajax.__version__}
     text = json.dumps(identity, sort_keys=True)
     path = os.path.join(cache_dir, f"{family}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json")

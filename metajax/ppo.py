@@ -4,8 +4,10 @@
 ``jax.vmap`` over tasks trains one oracle per test task in a single program. Each update collects
 ``rollout_steps`` steps from ``num_envs`` auto-resetting envs of the task, computes GAE with a
 learned value head, and runs ``epochs`` passes of ``minibatches`` clipped-surrogate Adam steps.
-Simplification: a time-limit truncation is treated as an episode end (no bootstrap from the final
-state, which the auto-reset replaces); observations are not normalised.
+A time-limit truncation ends the episode but is not terminal: its reward gets ``gamma V(s_final)``
+added, the value of the observation the episode was cut off in (partial-episode bootstrapping,
+Pardo et al. 2018), so the value head, which does not see the time, is not taught that the
+episode ends there. Observations are not normalised.
 """
 from __future__ import annotations
 
@@ -20,6 +22,11 @@ from metajax import losses
 from metajax.config import Config, option
 from metajax.envs.wrappers import AutoReset, EpisodeStats
 from metajax.networks import default_policy
+
+
+# bumped whenever a change makes the trainer compute something else for the same config (cached
+# results, e.g. the locomotion experiments' oracles, are keyed on it): 2 = truncations bootstrapped
+REVISION = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +70,7 @@ def train_ppo(env, task, key, config: PPOConfig = PPOConfig()):
     init_key, reset_key, loop_key = jax.random.split(key, 3)
     params = policy.init(init_key, jnp.zeros((1, env.observation_size)))
     reset = jax.vmap(wrapped.reset, in_axes=(0, None))
-    step = jax.vmap(wrapped.step, in_axes=(0, 0, 0, None))
+    step = jax.vmap(wrapped.step_with_final_observation, in_axes=(0, 0, 0, None))
     env_state, timestep = reset(jax.random.split(reset_key, cfg.num_envs), task)
 
     def collect(carry, step_key):
@@ -71,8 +78,10 @@ def train_ppo(env, task, key, config: PPOConfig = PPOConfig()):
         act_key, env_key = jax.random.split(step_key)
         dist, value = policy.apply(params, obs)
         action, log_prob = dist.sample_and_log_prob(seed=act_key)
-        env_state, ts = step(jax.random.split(env_key, cfg.num_envs), env_state, action, task)
-        data = (obs, action, log_prob, value, ts.reward, (ts.terminated | ts.truncated).astype(jnp.float32))
+        env_state, ts, final_obs = step(jax.random.split(env_key, cfg.num_envs), env_state, action, task)
+        _, final_value = policy.apply(params, final_obs)
+        reward = bootstrap_truncation(ts.reward, ts.terminated, ts.truncated, final_value, cfg.discount)
+        data = (obs, action, log_prob, value, reward, ts.done.astype(jnp.float32))
         return (params, env_state, ts.observation), data
 
     def loss_fn(params, batch):
@@ -137,6 +146,11 @@ def ppo_epochs(loss_fn, optimizer, params, opt_state, batch, key, epochs: int, m
 
     (params, opt_state), history = jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, epochs))
     return params, opt_state, history
+
+
+def bootstrap_truncation(reward, terminated, truncated, final_value, discount):
+    """``reward + discount * final_value`` where an episode was truncated, not terminated (any shape)."""
+    return reward + discount * jnp.where(truncated & ~terminated, final_value, 0.0)
 
 
 def _gae(reward, value, done, last_value, discount, gae_lambda):

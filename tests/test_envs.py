@@ -1,4 +1,7 @@
 """Env definitions pinned to shared/benchmarks.md, the registry, wrappers and conformance."""
+import copy
+import pickle
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -107,6 +110,26 @@ def test_auto_reset_keeps_task_and_episode_stats():
     np.testing.assert_allclose(ts.observation[99], [0.0, 0.0])
     np.testing.assert_allclose(ts.reward[100], -np.hypot(0.45, 0.45), rtol=1e-6)
     assert int(state.episode_length) == 50
+
+
+def test_auto_reset_also_returns_the_observation_an_episode_ended_in():
+    env, _ = metajax.make("point-nav-v1")
+    wrapped = EpisodeStats(AutoReset(env))
+    task = GoalTask(jnp.array([0.45, 0.45]))
+    state, _ = wrapped.reset(jax.random.key(0), task)
+
+    def body(state, key):  # full speed along x, away from the goal: every episode runs 100 steps
+        state, ts, final = wrapped.step_with_final_observation(key, state, jnp.array([1.0, 0.0]), task)
+        return state, (ts.observation, final)
+
+    state, (observation, final) = jax.lax.scan(body, state, jax.random.split(jax.random.key(1), 100))
+    np.testing.assert_allclose(final[98], [9.9, 0.0], rtol=1e-5)
+    np.testing.assert_allclose(observation[98], [9.9, 0.0], rtol=1e-5)
+    np.testing.assert_allclose(final[99], [10.0, 0.0], rtol=1e-5)  # where the time limit cut it off
+    np.testing.assert_allclose(observation[99], [0.0, 0.0])  # the next episode's start
+    assert int(state.episodes) == 1
+    copied = pickle.loads(pickle.dumps(copy.deepcopy(wrapped)))  # wrappers forward attributes safely
+    assert copied.horizon == 100
 
 
 def test_cartpole_params_definition():
