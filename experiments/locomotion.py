@@ -35,8 +35,7 @@ from metajax.envs.brax_env import BACKENDS
 from metajax.evaluation import evaluate, evaluate_policies
 from metajax.learners import MAMLConfig, ProMPConfig, make_maml, make_promp
 from metajax.logs import atomic_write
-from metajax.ppo import REVISION as PPO_REVISION
-from metajax.ppo import PPOConfig, make_policy, train_ppo
+from metajax.ppo import REVISION as PPO_REVISION, PPOConfig, make_policy, train_ppo
 from metajax.rollout import policy_act
 from metajax.training import TrainConfig, train, training_seconds
 
