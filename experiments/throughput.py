@@ -4,14 +4,16 @@
   python -m experiments.throughput --tasks 20 --large-tasks --learners   # the 20-task rows only
 
 Workload per meta-iteration: M tasks x 20 trajectories x 100 steps, pre- and post-update
-(M = 20 gives 80k env steps). Rows: MAML with the TRPO outer step at each M, MAML with the Adam
-outer step, MAML-TRPO with the authors' finite-difference Fisher products (the navigation
+(M = 20 gives 80k env steps). Rows: MAML with the TRPO outer step at each M (its Gauss-Newton
+Fisher products over blocks of ``bN`` tasks, ``MAMLConfig.fisher_block_tasks``; on a CPU blocks of 2
+by default, and at the first M also in one pass over all tasks), MAML with the Adam outer step, MAML-TRPO with the authors' finite-difference Fisher products (the navigation
 experiment's default; exact Gauss-Newton products elsewhere), the raw rollout (policy sampling +
 env stepping, no learning) at the same batch, and each learner of the gradient family
 (``--learners``; Reptile's two inner batches make the same 80k steps) at the first M.
-At M = 640 the second-order Fisher-vector products need more than 24 GiB at once, so the
-``--large-tasks`` sizes compute them over chunks of 40 tasks in turn (``fisher_task_chunks``);
-the workload is labelled ``MAML-TRPO/<chunks>``.
+At M = 640 the second-order Fisher-vector products over all tasks at once need more than 24 GiB,
+so off a CPU the ``--large-tasks`` sizes compute them over chunks of 40 tasks in turn, each
+linearised afresh per product (``fisher_task_chunks``; labelled ``MAML-TRPO/<chunks>``); on a CPU
+the default blocks of 2 tasks keep one stored linearisation within 10 GiB at M = 640.
 ``--locomotion-scaling 20 200 2000`` times MAML-TRPO on ``halfcheetah-vel-v1`` at each number of
 tasks (the GPU scaling sweep), with the Fisher product chunked above ``--fisher-chunk-tasks``.
 ``--backend-rates FAMILY TASKS ROLLOUTS`` times the raw env step of a brax family on each backend
@@ -20,7 +22,8 @@ tasks (the GPU scaling sweep), with the Fisher product chunked above ``--fisher-
 on trials of EPISODES episodes, TRIALS trials per iteration, next to acting alone (the trial rollouts
 without the PPO update).
 The breakdown splits a TRPO meta-iteration into data collection (rollouts + inner update) and the
-outer step. Figures are medians over ``--repeats`` timed calls after one compile call.
+outer step. Figures are medians over ``--repeats`` timed calls after one compile call; the rows of one
+number of tasks are timed in turn within each repeat, so that their ratios hold on a noisy host.
 """
 from __future__ import annotations
 
@@ -37,23 +40,33 @@ from experiments.gradient_family import LEARNERS, FamilyConfig, build
 from metajax.envs.brax_env import BACKENDS
 from metajax.envs.registry import LOCOMOTION_FAMILIES, PHYSICS_TASK_FAMILIES
 from metajax.learners.inner_loop import make_inner_loop
-from metajax.learners.maml import MAMLConfig, make_maml
+from metajax.learners.maml import MAMLConfig, fisher_block_tasks, make_maml
 from metajax.learners.rl2 import RL2Config, make_rl2
 from metajax.rollout import policy_act, rollout
 
 
 def _time(fn, *args, repeats: int):
     """(compile seconds, median seconds per call) of a jitted ``fn``; each call gets a new key."""
-    start = time.perf_counter()
-    compiled = jax.jit(fn).lower(*args, jax.random.key(0)).compile()
-    compile_s = time.perf_counter() - start
-    jax.block_until_ready(compiled(*args, jax.random.key(1)))  # warm-up
-    times = []
-    for i in range(repeats):
+    return _time_interleaved([(fn, args)], repeats)[0]
+
+
+def _time_interleaved(programs, repeats: int) -> list[tuple[float, float]]:
+    """``(compile s, median s per call)`` of each jitted ``(fn, args)``: all are compiled and warmed
+    up first, then timed in turn within each repeat, so a host that slows down for a while slows
+    every row alike and the rows' ratios hold. Each call gets a new key."""
+    compiled, compile_s = [], []
+    for fn, args in programs:
         start = time.perf_counter()
-        jax.block_until_ready(compiled(*args, jax.random.key(2 + i)))
-        times.append(time.perf_counter() - start)
-    return compile_s, statistics.median(times)
+        compiled.append(jax.jit(fn).lower(*args, jax.random.key(0)).compile())
+        compile_s.append(time.perf_counter() - start)
+        jax.block_until_ready(compiled[-1](*args, jax.random.key(1)))  # warm-up
+    times = [[] for _ in programs]
+    for i in range(repeats):
+        for program, (_, args), row_times in zip(compiled, programs, times):
+            start = time.perf_counter()
+            jax.block_until_ready(program(*args, jax.random.key(2 + i)))
+            row_times.append(time.perf_counter() - start)
+    return [(c, statistics.median(t)) for c, t in zip(compile_s, times)]
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
@@ -64,12 +77,27 @@ def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
     return 2 * size**3 / seconds / 1e9
 
 
-def measure(tasks: int, outer: str, repeats: int, part: str = "meta_step", chunks: int = 1,
-            learner_name: str | None = None, fisher_product: str = "gauss_newton") -> dict:
-    """One row; ``learner_name`` (a gradient_family learner) replaces MAML with ``outer``."""
+def measure(tasks: int, outer: str, repeats: int, **options) -> dict:
+    """One row timed on its own (``workload``'s options)."""
+    return measure_together([workload(tasks, outer, **options)], repeats)[0]
+
+
+def measure_together(workloads: list[dict], repeats: int) -> list[dict]:
+    """The rows of ``workloads`` (from ``workload``), timed interleaved (``_time_interleaved``)."""
+    timings = _time_interleaved([(w["fn"], w["args"]) for w in workloads], repeats)
+    return [{"workload": w["workload"], "tasks": w["tasks"], "env_steps": w["env_steps"],
+             "seconds": seconds, "steps_per_s": w["env_steps"] / seconds, "compile_s": compile_s}
+            for w, (compile_s, seconds) in zip(workloads, timings)]
+
+
+def workload(tasks: int, outer: str, part: str = "meta_step", chunks: int = 1,
+             learner_name: str | None = None, fisher_product: str = "gauss_newton", block: int = 0) -> dict:
+    """One row's program: ``{"workload", "tasks", "env_steps", "fn", "args"}``. ``learner_name`` (a
+    gradient_family learner) replaces MAML with ``outer``; ``block`` sets ``fisher_block_tasks``
+    (0: the default)."""
     env, task_dist = metajax.make("point-nav-v1")
     cfg = MAMLConfig(meta_batch_size=tasks, outer_optimizer=outer, fisher_task_chunks=chunks,
-                     fisher_product=fisher_product)
+                     fisher_product=fisher_product, fisher_block_tasks=block)
     if learner_name is None:
         learner = make_maml(env, task_dist, cfg)
     else:  # every family learner collects 2 batches per task per iteration, as MAML does
@@ -93,12 +121,11 @@ def measure(tasks: int, outer: str, repeats: int, part: str = "meta_step", chunk
         env_steps, args = steps_per_rollout, (state.params,)
     else:
         raise ValueError(f"part must be one of meta_step, collect, rollout; got {part!r}")
-    compile_s, seconds = _time(fn, *args, repeats=repeats)
     name = part if part != "meta_step" else f"MAML-{outer.upper()}" + (f"/{chunks}" if chunks > 1 else "")
+    if part == "meta_step" and outer == "trpo" and chunks == 1 and fisher_product == "gauss_newton":
+        name += f" b{fisher_block_tasks(cfg) or tasks}"
     name = learner_name or name + (" (FD Fisher)" if fisher_product == "finite_difference" else "")
-    return {"workload": name, "tasks": tasks,
-            "env_steps": env_steps, "seconds": seconds, "steps_per_s": env_steps / seconds,
-            "compile_s": compile_s}
+    return {"workload": name, "tasks": tasks, "env_steps": env_steps, "fn": fn, "args": args}
 
 
 def raw_env_seconds(env, task_dist, tasks: int, rollouts: int, repeats: int) -> tuple[float, float]:
@@ -190,7 +217,8 @@ def main(argv=None):
     parser.add_argument("--learners", nargs="*", default=list(LEARNERS), choices=LEARNERS,
                         help="gradient-family learners timed at the first --tasks size")
     parser.add_argument("--large-tasks", type=int, nargs="*", default=[640],
-                        help="sizes timed with the Fisher product chunked by 40 tasks (less memory)")
+                        help="sizes timed with the Fisher product chunked by 40 tasks off a CPU "
+                        "(less memory); on a CPU with the default blocks")
     parser.add_argument("--locomotion", type=int, nargs=2, metavar=("TASKS", "ROLLOUTS"), default=None,
                         help="also time MAML on halfcheetah-vel-v1 against the raw env step")
     parser.add_argument("--locomotion-scaling", type=int, nargs="+", default=None, metavar="TASKS",
@@ -252,10 +280,13 @@ def main(argv=None):
               f"{r['compile_s']:>10.1f}", flush=True)
     jobs = [dict(tasks=m, outer="trpo", part=part) for m in args.tasks
             for part in ("meta_step", "rollout")]
-    jobs += [dict(tasks=m, outer="trpo", part=part, chunks=max(1, m // 40)) for m in args.large_tasks
+    large_chunks = (lambda m: 1) if jax.default_backend() == "cpu" else (lambda m: max(1, m // 40))
+    jobs += [dict(tasks=m, outer="trpo", part=part, chunks=large_chunks(m)) for m in args.large_tasks
              for part in ("meta_step", "rollout")]
     if args.tasks:  # the rows at the first size
         first = args.tasks[0]
+        if fisher_block_tasks(MAMLConfig(meta_batch_size=first)):  # blocks by default: also one pass
+            jobs.append(dict(tasks=first, outer="trpo", block=first))
         jobs.append(dict(tasks=first, outer="adam"))
         # the navigation experiment's default: the MAML authors' finite-difference Fisher products
         jobs.append(dict(tasks=first, outer="trpo", fisher_product="finite_difference"))
@@ -275,8 +306,10 @@ def main(argv=None):
         for core in ("gru", "transformer"):
             for r in measure_rl2(args.rl2[0], int(args.rl2[1]), int(args.rl2[2]), core, args.repeats):
                 show(r)
-    for job in ([] if args.rl2 and args.rl2_only else jobs):
-        show(measure(repeats=args.repeats, **job))
+    sizes = [] if args.rl2 and args.rl2_only else list(dict.fromkeys(job["tasks"] for job in jobs))
+    for tasks in sizes:  # the rows of one size are timed interleaved, so their ratios hold
+        for r in measure_together([workload(**job) for job in jobs if job["tasks"] == tasks], args.repeats):
+            show(r)
     return rows
 
 

@@ -150,6 +150,22 @@ def test_chunked_fisher_product_equals_full():
         MAMLConfig(meta_batch_size=4, fisher_task_chunks=3)
 
 
+def test_fisher_products_over_blocks_of_tasks_give_the_single_pass_step():
+    env, tasks = metajax.make("point-nav-v1")
+    states = []
+    for block in (4, 1, 2):  # 4: all tasks in one pass
+        learner = make_maml(env, tasks, MAMLConfig(**{**TINY, "meta_batch_size": 4}, fisher_block_tasks=block))
+        states.append(jax.jit(learner.meta_step)(learner.init(jax.random.key(0)), jax.random.key(1)))
+    from metajax.testing import assert_trees_close
+    assert float(states[0][1]["accepted"]) == 1.0
+    for blocked, block in zip(states[1:], (1, 2)):
+        assert_trees_close(states[0], blocked, rtol=1e-4, atol=1e-6, what=f"blocks of {block} vs one pass")
+    for bad in (dict(fisher_block_tasks=3), dict(fisher_block_tasks=2, fisher_task_chunks=2),
+                dict(fisher_block_tasks=2, fisher_product="kl_hessian")):
+        with pytest.raises(ValueError, match="fisher_block_tasks must be 0 or divide meta_batch_size=4"):
+            MAMLConfig(meta_batch_size=4, **bad)
+
+
 def test_gauss_newton_fisher_product_equals_the_kl_hessian_product():
     env, tasks = metajax.make("point-nav-v1")
     from metajax.learners.inner_loop import make_inner_loop
@@ -174,17 +190,24 @@ def test_gauss_newton_fisher_product_equals_the_kl_hessian_product():
     assert_trees_close(states[0], states[1], rtol=1e-3, atol=1e-5, what="Gauss-Newton vs KL Hessian")
 
 
-@pytest.mark.parametrize("first_order", [False, True])
-def test_post_params_linearization_equals_the_generic_one(first_order):
-    # J^T u by the inner steps' own (symmetric) Hessian products == autodiff's transpose, K = 2
+@pytest.mark.parametrize("first_order,block_tasks,learned_step_sizes,remat", [
+    (False, 0, False, False), (True, 0, False, False), (False, 1, False, False), (True, 1, False, False),
+    (False, 1, True, False), (False, 1, False, True)])
+def test_post_params_linearization_equals_the_generic_one(first_order, block_tasks, learned_step_sizes, remat):
+    # per-task linearisations, products over blocks of tasks, and J^T u by the inner steps' own
+    # (symmetric) Hessian products == autodiff of the whole batch's outputs, K = 2; Meta-SGD's
+    # learned step sizes and remat take the per-task generic path
     from metajax.optim import linearize_outputs
 
     env, tasks = metajax.make("point-nav-v1")
-    cfg = MAMLConfig(**TINY, inner_steps=2, first_order=first_order)
-    loop = make_inner_loop(env, tasks, cfg)
+    cfg = MAMLConfig(**TINY, inner_steps=2, first_order=first_order, remat=remat)
+    loop = make_inner_loop(env, tasks, cfg, learned_step_sizes=learned_step_sizes)
     params = make_maml(env, tasks, cfg).init(jax.random.key(0)).params
+    if learned_step_sizes:  # unequal step sizes, so a transposition error would show
+        steps = jax.tree.map(lambda p: 0.5 * jax.random.uniform(jax.random.key(4), p.shape), params)
+        params = {"policy": params, "step_size": steps}
     data = loop.collect(params, jax.random.key(1))
-    structured = loop.post_params_linearization(params, data)
+    structured = loop.post_params_linearization(params, data, block_tasks)
     generic = linearize_outputs(lambda m: loop.post_policy_params(m, data), params)
     v = jax.tree.map(lambda x: jax.random.normal(jax.random.key(2), x.shape), params)
     from metajax.testing import assert_trees_close

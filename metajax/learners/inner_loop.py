@@ -19,7 +19,7 @@ from metajax import baselines, losses
 from metajax.config import Config, option
 from metajax.estimators import ESTIMATORS, inner_objective
 from metajax.networks import default_policy, distribution_from_params, distribution_params
-from metajax.optim import OutputLinearization, linearize_outputs
+from metajax.optim import OutputLinearization
 from metajax.rollout import (
     StepBudgetSampler, batch_sampler_mask, compact_steps, episode_returns, mean_episode_return,
     policy_act, rollout, step_budget_mask,
@@ -88,7 +88,7 @@ class InnerLoop(NamedTuple):
     post_log_prob: Callable  # (meta, MetaBatch) -> (new log-probs [M, T, B], KL(old || new) [M])
     inner_kl: Callable  # (meta, old_meta, MetaBatch) -> mean KL of the pre-step policies on inner data
     post_policy_params: Callable  # (meta, MetaBatch) -> post-update distribution parameters [M, ...]
-    post_params_linearization: Callable  # (meta, MetaBatch) -> OutputLinearization of post_policy_params
+    post_params_linearization: Callable  # (meta, MetaBatch, block_tasks=0) -> its OutputLinearization
     post_kl_from_params: Callable  # (MetaBatch, params) -> mean KL(collection-time || params)
 
 
@@ -201,38 +201,70 @@ def make_inner_loop(env, task_dist, config: InnerLoopConfig, policy=None,
             return flat_distribution_params(adapted_of(meta, inner_data), post.observation)
         return jax.vmap(task)(data.inner_data, data.post)
 
-    def post_params_linearization(meta, data: MetaBatch) -> OutputLinearization:
+    def task_linearization(meta, inner_data, post):
+        """One task's post-update distribution parameters linearised at ``meta``: ``(outputs, steps,
+        post_jvp)``. With plain step sizes, ``steps`` are the inner steps' linearisations (fast weights
+        to fast weights) and ``post_jvp`` that of the post-update network at the adapted weights;
+        otherwise ``steps`` is empty and ``post_jvp`` linearises the whole map from ``meta``."""
+        if learned_step_sizes or cfg.remat:
+            outputs, post_jvp = jax.linearize(
+                lambda m: flat_distribution_params(adapted_of(m, inner_data), post.observation), meta)
+            return outputs, [], post_jvp
+        fast, steps = start(meta), []
+        for batch, adv in zip(*inner_data):
+            fast, step_jvp = jax.linearize(lambda f, b=batch, a=adv: inner_update(meta, f, b, a), fast)
+            steps.append(step_jvp)
+        outputs, post_jvp = jax.linearize(lambda f: flat_distribution_params(f, post.observation), fast)
+        return outputs, steps, post_jvp
+
+    def post_params_linearization(meta, data: MetaBatch, block_tasks: int = 0) -> OutputLinearization:
         """``post_policy_params`` linearised at ``meta``: value, ``v -> J v`` and ``u -> J^T u``.
 
-        With plain step sizes each inner step's Jacobian ``I - alpha * Hessian(L_in)`` is symmetric,
-        so ``J^T u`` runs the steps' own Hessian-vector products in reverse order instead of
-        transposing them (a Gauss-Newton Fisher product is ~13 % cheaper on CPU). Otherwise (learned
-        step sizes, remat) it is the generic linearisation.
+        Each task is linearised once (its residuals ``[M, ...]`` are kept); the products then run over
+        blocks of ``block_tasks`` tasks in turn (0: all tasks in one pass), so a product's transient
+        activations ``[block, T * B, hidden]`` stay small (in cache on a CPU). With plain step sizes
+        each inner step's Jacobian ``I - alpha * Hessian(L_in)`` is symmetric, so ``J^T u`` runs the
+        steps' own Hessian-vector products in reverse order instead of transposing them.
         """
-        if learned_step_sizes or cfg.remat:
-            return linearize_outputs(lambda m: post_policy_params(m, data), meta)
         num_tasks = data.post.valid.shape[0]
-        per_task = lambda tree: jax.tree.map(lambda x: jnp.broadcast_to(x, (num_tasks,) + x.shape), tree)
-        fast, step_jvps = per_task(meta), []
-        for batch, adv in zip(*data.inner_data):
-            step = jax.vmap(lambda f, b, a: inner_update(meta, f, b, a))
-            fast, step_jvp = jax.linearize(lambda f, b=batch, a=adv: step(f, b, a), fast)
-            step_jvps.append(step_jvp)
-        outputs_of = jax.vmap(lambda f, post: flat_distribution_params(f, post.observation))
-        outputs, post_jvp = jax.linearize(lambda f: outputs_of(f, data.post), fast)
-        post_transpose = jax.linear_transpose(post_jvp, fast)
+        block = block_tasks or num_tasks
+        if num_tasks % block:
+            raise ValueError(f"block_tasks={block_tasks} must divide the number of tasks {num_tasks}")
+        primal = meta if (learned_step_sizes or cfg.remat) else start(meta)
+        # one vmapped linearisation of all tasks (linearising block by block under lax.map is slower:
+        # the residuals are then copied into stacked buffers)
+        outputs, steps, post_jvp = jax.vmap(task_linearization, in_axes=(None, 0, 0))(
+            meta, data.inner_data, data.post)
+        lins = (steps, post_jvp)
+
+        def task_jvp(lin, v):
+            task_steps, task_post = lin
+            for step_jvp in task_steps:
+                v = step_jvp(v)
+            return task_post(v)
+
+        def task_vjp(lin, u):
+            task_steps, task_post = lin
+            cotangent = jax.linear_transpose(task_post, primal)(u)[0]
+            for step_jvp in reversed(task_steps):  # each step's Jacobian is its own transpose
+                cotangent = step_jvp(cotangent)
+            return cotangent
+
+        def over_blocks(fn, *trees):
+            """``fn`` on each block of tasks of ``trees`` (leaves ``[M, ...]``) in turn; leaves
+            ``[M / block, ...]``."""
+            if block == num_tasks:
+                return jax.tree.map(lambda x: x[None], fn(*trees))
+            split = lambda x: x.reshape((num_tasks // block, block) + x.shape[1:])
+            return jax.lax.map(lambda args: fn(*args), jax.tree.map(split, trees))
 
         def jvp(v):
-            tangent = per_task(v)
-            for step_jvp in step_jvps:
-                tangent = step_jvp(tangent)
-            return post_jvp(tangent)
+            blocks = over_blocks(lambda lin: jax.vmap(task_jvp, in_axes=(0, None))(lin, v), lins)
+            return jax.tree.map(lambda x: x.reshape((num_tasks,) + x.shape[2:]), blocks)
 
         def vjp(u):
-            cotangent = post_transpose(u)[0]
-            for step_jvp in reversed(step_jvps):  # each step's Jacobian is its own transpose
-                cotangent = step_jvp(cotangent)
-            return jax.tree.map(lambda x: jnp.sum(x, axis=0), cotangent)
+            block_sum = lambda lin, u: jax.tree.map(lambda x: jnp.sum(x, axis=0), jax.vmap(task_vjp)(lin, u))
+            return jax.tree.map(lambda x: jnp.sum(x, axis=0), over_blocks(block_sum, lins, u))
 
         return OutputLinearization(outputs, jvp, vjp)
 
