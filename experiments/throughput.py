@@ -6,7 +6,8 @@
 Workload per meta-iteration: M tasks x 20 trajectories x 100 steps, pre- and post-update
 (M = 20 gives 80k env steps). Rows: MAML with the TRPO outer step at each M (its Gauss-Newton
 Fisher products over blocks of ``bN`` tasks, ``MAMLConfig.fisher_block_tasks``; on a CPU blocks of 2
-by default, and at the first M also in one pass over all tasks), MAML with the Adam outer step, MAML-TRPO with the authors' finite-difference Fisher products (the navigation
+by default, and at the first M also in one pass over all tasks), MAML with the Adam outer step,
+MAML-TRPO with the authors' finite-difference Fisher products (the navigation
 experiment's default; exact Gauss-Newton products elsewhere), the raw rollout (policy sampling +
 env stepping, no learning) at the same batch, and each learner of the gradient family
 (``--learners``; Reptile's two inner batches make the same 80k steps) at the first M.
@@ -280,12 +281,12 @@ def main(argv=None):
               f"{r['compile_s']:>10.1f}", flush=True)
     jobs = [dict(tasks=m, outer="trpo", part=part) for m in args.tasks
             for part in ("meta_step", "rollout")]
-    large_chunks = (lambda m: 1) if jax.default_backend() == "cpu" else (lambda m: max(1, m // 40))
-    jobs += [dict(tasks=m, outer="trpo", part=part, chunks=large_chunks(m)) for m in args.large_tasks
-             for part in ("meta_step", "rollout")]
+    on_cpu = jax.default_backend() == "cpu"  # a CPU takes the blocked products; elsewhere chunks of 40
+    jobs += [dict(tasks=m, outer="trpo", part=part, chunks=1 if on_cpu else max(1, m // 40))
+             for m in args.large_tasks for part in ("meta_step", "rollout")]
     if args.tasks:  # the rows at the first size
         first = args.tasks[0]
-        if fisher_block_tasks(MAMLConfig(meta_batch_size=first)):  # blocks by default: also one pass
+        if 0 < fisher_block_tasks(MAMLConfig(meta_batch_size=first)) < first:  # blocks: also one pass
             jobs.append(dict(tasks=first, outer="trpo", block=first))
         jobs.append(dict(tasks=first, outer="adam"))
         # the navigation experiment's default: the MAML authors' finite-difference Fisher products
@@ -308,7 +309,8 @@ def main(argv=None):
                 show(r)
     sizes = [] if args.rl2 and args.rl2_only else list(dict.fromkeys(job["tasks"] for job in jobs))
     for tasks in sizes:  # the rows of one size are timed interleaved, so their ratios hold
-        for r in measure_together([workload(**job) for job in jobs if job["tasks"] == tasks], args.repeats):
+        group = [workload(**job) for job in jobs if job["tasks"] == tasks]
+        for r in measure_together(group, args.repeats):
             show(r)
     return rows
 
