@@ -4,9 +4,10 @@
   python -m experiments.throughput --tasks 20 --large-tasks --learners   # the 20-task rows only
 
 Workload per meta-iteration: M tasks x 20 trajectories x 100 steps, pre- and post-update
-(M = 20 gives 80k env steps). Rows: MAML with the TRPO outer step at each M (its Gauss-Newton
-Fisher products over blocks of ``bN`` tasks, ``MAMLConfig.fisher_block_tasks``; on a CPU blocks of 2
-by default, and at the first M also in one pass over all tasks), MAML with the Adam outer step,
+(M = 20 gives 80k env steps). Rows: MAML with the TRPO outer step at each M (its passes through the
+inner update — Gauss-Newton Fisher products, gradient, line search — over blocks of ``bN`` tasks,
+``MAMLConfig.fisher_block_tasks``; on a CPU blocks of 2 by default, and at the first M also in one
+pass over all tasks), MAML with the Adam outer step,
 MAML-TRPO with the authors' finite-difference Fisher products (the navigation
 experiment's default; exact Gauss-Newton products elsewhere), the raw rollout (policy sampling +
 env stepping, no learning) at the same batch, and each learner of the gradient family
@@ -123,7 +124,7 @@ def workload(tasks: int, outer: str, part: str = "meta_step", chunks: int = 1,
     else:
         raise ValueError(f"part must be one of meta_step, collect, rollout; got {part!r}")
     name = part if part != "meta_step" else f"MAML-{outer.upper()}" + (f"/{chunks}" if chunks > 1 else "")
-    if part == "meta_step" and outer == "trpo" and chunks == 1 and fisher_product == "gauss_newton":
+    if part == "meta_step" and chunks == 1:
         name += f" b{fisher_block_tasks(cfg) or tasks}"
     name = learner_name or name + (" (FD Fisher)" if fisher_product == "finite_difference" else "")
     return {"workload": name, "tasks": tasks, "env_steps": env_steps, "fn": fn, "args": args}

@@ -227,9 +227,6 @@ def make_inner_loop(env, task_dist, config: InnerLoopConfig, policy=None,
         steps' own Hessian-vector products in reverse order instead of transposing them.
         """
         num_tasks = data.post.valid.shape[0]
-        block = block_tasks or num_tasks
-        if num_tasks % block:
-            raise ValueError(f"block_tasks={block_tasks} must divide the number of tasks {num_tasks}")
         primal = meta if (learned_step_sizes or cfg.remat) else start(meta)
         # one vmapped linearisation of all tasks (linearising block by block under lax.map is slower:
         # the residuals are then copied into stacked buffers)
@@ -250,21 +247,15 @@ def make_inner_loop(env, task_dist, config: InnerLoopConfig, policy=None,
                 cotangent = step_jvp(cotangent)
             return cotangent
 
-        def over_blocks(fn, *trees):
-            """``fn`` on each block of tasks of ``trees`` (leaves ``[M, ...]``) in turn; leaves
-            ``[M / block, ...]``."""
-            if block == num_tasks:
-                return jax.tree.map(lambda x: x[None], fn(*trees))
-            split = lambda x: x.reshape((num_tasks // block, block) + x.shape[1:])
-            return jax.lax.map(lambda args: fn(*args), jax.tree.map(split, trees))
-
         def jvp(v):
-            blocks = over_blocks(lambda lin: jax.vmap(task_jvp, in_axes=(0, None))(lin, v), lins)
+            blocks = map_task_blocks(lambda lin: jax.vmap(task_jvp, in_axes=(0, None))(lin, v), lins,
+                                     block_tasks)
             return jax.tree.map(lambda x: x.reshape((num_tasks,) + x.shape[2:]), blocks)
 
         def vjp(u):
-            block_sum = lambda lin, u: jax.tree.map(lambda x: jnp.sum(x, axis=0), jax.vmap(task_vjp)(lin, u))
-            return jax.tree.map(lambda x: jnp.sum(x, axis=0), over_blocks(block_sum, lins, u))
+            def block_sum(lin_and_u):
+                return jax.tree.map(lambda x: jnp.sum(x, axis=0), jax.vmap(task_vjp)(*lin_and_u))
+            return jax.tree.map(lambda x: jnp.sum(x, axis=0), map_task_blocks(block_sum, (lins, u), block_tasks))
 
         return OutputLinearization(outputs, jvp, vjp)
 
@@ -301,6 +292,20 @@ def make_inner_loop(env, task_dist, config: InnerLoopConfig, policy=None,
     return InnerLoop(policy, start, advantages, inner_update, adapt_collect, replay, collect,
                      post_log_prob, inner_kl, post_policy_params, post_params_linearization,
                      post_kl_from_params)
+
+
+def map_task_blocks(fn: Callable, tasks, block_tasks: int = 0):
+    """``fn`` on consecutive blocks of ``block_tasks`` tasks of the pytree ``tasks`` (leaves
+    ``[M, ...]``), one block after another under ``lax.map``; its outputs stacked ``[M / block, ...]``.
+    ``block_tasks`` 0 (or ``M``): one call on all tasks, outputs ``[1, ...]``. Small blocks keep the
+    activations ``[block, T * B, hidden]`` of a pass through the inner update in a CPU's cache."""
+    num_tasks = jax.tree.leaves(tasks)[0].shape[0]
+    if block_tasks in (0, num_tasks):
+        return jax.tree.map(lambda x: x[None], fn(tasks))
+    if num_tasks % block_tasks:
+        raise ValueError(f"block_tasks={block_tasks} must divide the number of tasks {num_tasks}")
+    split = lambda x: x.reshape((num_tasks // block_tasks, block_tasks) + x.shape[1:])  # noqa: E731
+    return jax.lax.map(fn, jax.tree.map(split, tasks))
 
 
 def require_config(config, cls):

@@ -20,7 +20,7 @@ from metajax import losses
 from metajax.config import option
 from metajax.learners.inner_loop import (
     InnerLoop, InnerLoopConfig, MetaBatch, adaptation_metrics, gradient_learner_api, make_inner_loop,
-    require_config,
+    map_task_blocks, require_config,
 )
 from metajax.networks import distribution_from_params
 from metajax.optim import trpo_step
@@ -39,10 +39,10 @@ class MAMLConfig(InnerLoopConfig):
     fisher_task_chunks: int = option(1, low=1, help="compute the Fisher product over this many "
                                      "task chunks in turn, each linearised afresh per product "
                                      "(least memory, more compute)")
-    fisher_block_tasks: int = option(0, low=0, help="Gauss-Newton Fisher products over blocks of "
-                                     "this many tasks in turn, from one stored linearisation (small "
-                                     "blocks stay in a CPU's cache); 0: automatic, 2 on a CPU and all "
-                                     "tasks at once on a GPU/TPU")
+    fisher_block_tasks: int = option(0, low=0, help="the outer step's passes through the inner "
+                                     "update (Fisher products, gradient, line search) over blocks of "
+                                     "this many tasks in turn (small blocks stay in a CPU's cache); "
+                                     "0: automatic, 2 on a CPU and all tasks at once on a GPU/TPU")
     fisher_product: str = option("gauss_newton", choices=("gauss_newton", "kl_hessian",
                                                           "finite_difference"),
                                  help="Fisher-vector product: J^T H J through the policy outputs, "
@@ -62,23 +62,25 @@ class MAMLConfig(InnerLoopConfig):
                 f"meta_batch_size={self.meta_batch_size}, got {self.fisher_task_chunks}"
             )
         if self.fisher_block_tasks and (self.meta_batch_size % self.fisher_block_tasks
-                                        or self.fisher_task_chunks > 1
-                                        or self.fisher_product != "gauss_newton"):
+                                        or self.fisher_task_chunks > 1):
             raise ValueError(
                 f"{type(self).__name__}.fisher_block_tasks must be 0 or divide "
-                f"meta_batch_size={self.meta_batch_size}, and applies only with "
-                f"fisher_product='gauss_newton' and fisher_task_chunks=1; got {self.fisher_block_tasks} "
-                f"(fisher_product={self.fisher_product!r}, fisher_task_chunks={self.fisher_task_chunks})"
+                f"meta_batch_size={self.meta_batch_size}, and applies only with fisher_task_chunks=1; "
+                f"got {self.fisher_block_tasks} (fisher_task_chunks={self.fisher_task_chunks})"
             )
         if self.fisher_product == "finite_difference" and self.fisher_task_chunks > 1:
             raise ValueError(f"{type(self).__name__}.fisher_task_chunks must be 1 with "
                              f"fisher_product='finite_difference', got {self.fisher_task_chunks}")
 
 
-def maml_surrogate_and_kl(loop: InnerLoop, meta, data: MetaBatch):
-    """(TRPO surrogate, mean post-update KL) at ``meta``, differentiable through the adaptation."""
-    params = loop.post_policy_params(meta, data)
-    return surrogate_of_post_params(data, params), loop.post_kl_from_params(data, params)
+def maml_surrogate_and_kl(loop: InnerLoop, meta, data: MetaBatch, block_tasks: int = 0):
+    """(TRPO surrogate, mean post-update KL) at ``meta``, differentiable through the adaptation;
+    computed over blocks of ``block_tasks`` tasks in turn (0: all at once; ``map_task_blocks``)."""
+    def block(part: MetaBatch):
+        params = loop.post_policy_params(meta, part)
+        return surrogate_of_post_params(part, params), loop.post_kl_from_params(part, params)
+    surrogates, kls = map_task_blocks(block, data, block_tasks)  # equal blocks: mean of block means
+    return jnp.mean(surrogates), jnp.mean(kls)
 
 
 def surrogate_of_post_params(data: MetaBatch, params):
@@ -91,7 +93,9 @@ def surrogate_of_post_params(data: MetaBatch, params):
 
 def outer_update(loop: InnerLoop, cfg: MAMLConfig, state: MetaState, data: MetaBatch):
     """MAML's outer step (TRPO or Adam) on ``data``: returns (meta-params, opt state, metrics)."""
-    both = lambda meta: maml_surrogate_and_kl(loop, meta, data)
+    chunks = cfg.fisher_task_chunks
+    block = fisher_block_tasks(cfg) if chunks == 1 else 0
+    both = lambda meta: maml_surrogate_and_kl(loop, meta, data, block)
     surrogate = lambda meta: both(meta)[0]
     kl = lambda meta: both(meta)[1]
     if cfg.outer_optimizer == "adam":
@@ -99,7 +103,6 @@ def outer_update(loop: InnerLoop, cfg: MAMLConfig, state: MetaState, data: MetaB
         updates, opt_state = optax.adam(cfg.outer_lr).update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         return params, opt_state, {"loss_before": loss, "kl": kl(params)}
-    chunks = cfg.fisher_task_chunks
     gauss_newton = cfg.fisher_product == "gauss_newton"
     chunk = lambda i: _task_chunk(data, i, chunks)  # noqa: E731
     outputs_part = lambda meta, i: loop.post_policy_params(meta, chunk(i))  # noqa: E731
@@ -109,7 +112,7 @@ def outer_update(loop: InnerLoop, cfg: MAMLConfig, state: MetaState, data: MetaB
         cfg.backtrack_ratio, cfg.max_backtracks, loss_and_kl_fn=both,
         kl_part_fn=lambda meta, i: maml_surrogate_and_kl(loop, meta, chunk(i))[1],
         num_parts=chunks,
-        kl_outputs=(lambda meta: loop.post_params_linearization(meta, data, fisher_block_tasks(cfg)),
+        kl_outputs=(lambda meta: loop.post_params_linearization(meta, data, block),
                     lambda params: loop.post_kl_from_params(data, params)) if gauss_newton else None,
         loss_of_outputs=lambda params: surrogate_of_post_params(data, params),
         kl_outputs_part=(outputs_part, divergence_part) if gauss_newton else None,
@@ -123,7 +126,7 @@ def outer_update(loop: InnerLoop, cfg: MAMLConfig, state: MetaState, data: MetaB
 
 
 def fisher_block_tasks(cfg: MAMLConfig) -> int:
-    """Tasks per block of the Gauss-Newton Fisher product: the configured number, or automatically 2
+    """Tasks per block of the outer step's passes: the configured number, or automatically 2
     on a CPU (1 for an odd meta-batch) and 0 (all tasks in one pass) on an accelerator, where one
     pass keeps the device busy. On a 2-core CPU small blocks stay in cache (README, throughput)."""
     if cfg.fisher_block_tasks:
