@@ -93,8 +93,7 @@ def surrogate_of_post_params(data: MetaBatch, params):
 
 def outer_update(loop: InnerLoop, cfg: MAMLConfig, state: MetaState, data: MetaBatch):
     """MAML's outer step (TRPO or Adam) on ``data``: returns (meta-params, opt state, metrics)."""
-    chunks = cfg.fisher_task_chunks
-    block = fisher_block_tasks(cfg) if chunks == 1 else 0
+    chunks, block = cfg.fisher_task_chunks, fisher_block_tasks(cfg)
     both = lambda meta: maml_surrogate_and_kl(loop, meta, data, block)
     surrogate = lambda meta: both(meta)[0]
     kl = lambda meta: both(meta)[1]
@@ -128,10 +127,11 @@ def outer_update(loop: InnerLoop, cfg: MAMLConfig, state: MetaState, data: MetaB
 def fisher_block_tasks(cfg: MAMLConfig) -> int:
     """Tasks per block of the outer step's passes: the configured number, or automatically 2
     on a CPU (1 for an odd meta-batch) and 0 (all tasks in one pass) on an accelerator, where one
-    pass keeps the device busy. On a 2-core CPU small blocks stay in cache (README, throughput)."""
+    pass keeps the device busy; 0 with ``fisher_task_chunks > 1``, whose chunks replace blocks. On a
+    2-core CPU small blocks stay in cache (README, throughput)."""
     if cfg.fisher_block_tasks:
         return cfg.fisher_block_tasks
-    if jax.default_backend() != "cpu":
+    if cfg.fisher_task_chunks > 1 or jax.default_backend() != "cpu":
         return 0
     return 2 if cfg.meta_batch_size % 2 == 0 else 1
 
