@@ -34,7 +34,8 @@ def _discrete_or_continuous_actions(env, key, shape=()):
     return _random_actions(env, key, shape)
 
 
-# jax records this event once per XLA compilation (jax.monitoring; the name is stable since 0.4)
+# jax records this event once per XLA compilation (jax.monitoring; the name is stable since 0.4),
+# also when the executable is read from the persistent compilation cache instead
 _BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 _backend_compiles = [0]
 

@@ -43,17 +43,30 @@ def test_conformance_on_other_backends(name, backend):
 
 
 @functools.lru_cache(maxsize=None)
-def _jitted(name):
+def _reset_and_step(name):
+    """``name``'s env and one compiled program that resets it and takes one step."""
     env, _ = metajax.make(name)
-    return env, jax.jit(env.reset), jax.jit(env.step)
+
+    def run(task, action):
+        state, _ = env.reset(jax.random.key(0), task)
+        after, ts = env.step(jax.random.key(1), state, action, task)
+        return state, after, ts
+    return env, jax.jit(run)
 
 
-def _one_step(name, task, action, seed=0):
-    env, reset, step = _jitted(name)
-    state, _ = reset(jax.random.key(seed), task)
-    after, ts = step(jax.random.key(1), state, action, task)
+def _one_step(name, task, action):
+    env, run = _reset_and_step(name)
+    state, after, ts = run(task, action)
     v = (after.pipeline.x.pos[0] - state.pipeline.x.pos[0]) / env.dt
     return env, state, after, ts, np.asarray(v)
+
+
+def _reward_of(name, task, state, after, action):
+    """``name``'s reward for a transition stepped by another family on the same model. Every family's
+    step computes its reward the same way (``BraxTaskEnv.step``), so one compiled step per model
+    serves the families that differ only in reward (each compiled step costs ~10 s on CPU)."""
+    env, _ = metajax.make(name)
+    return env.reward(task, state.pipeline, after.pipeline, action, env.dt)[0]
 
 
 @pytest.mark.slow
@@ -62,24 +75,25 @@ def test_rewards_equal_the_benchmark_formulas():
 
     a = jnp.linspace(-0.9, 0.9, 6)
     ctrl = float(jnp.sum(a**2))
-    _, _, _, ts, v = _one_step("halfcheetah-vel-v1", loco.VelocityTask(jnp.float32(1.7)), a)
-    np.testing.assert_allclose(ts.reward, -abs(v[0] - 1.7) - 0.05 * ctrl, rtol=1e-5, atol=1e-5)
-    _, _, _, ts, v = _one_step("halfcheetah-dir-v1", loco.DirectionTask(jnp.float32(-1.0)), a)
-    np.testing.assert_allclose(ts.reward, -v[0] - 0.05 * ctrl, rtol=1e-5, atol=1e-5)
     # a crippled joint: its action is zeroed before the physics and the control cost
-    _, _, _, ts, v = _one_step("halfcheetah-cripple-v1", loco.CrippleTask(jnp.int32(2)), a)
+    _, state, after, ts, v = _one_step("halfcheetah-cripple-v1", loco.CrippleTask(jnp.int32(2)), a)
     np.testing.assert_allclose(ts.reward, v[0] - 0.05 * (ctrl - float(a[2] ** 2)), rtol=1e-5, atol=1e-5)
     _, _, same, _, _ = _one_step("halfcheetah-cripple-v1", loco.CrippleTask(jnp.int32(2)), a.at[2].set(0.7))
-    _, _, after, _, _ = _one_step("halfcheetah-cripple-v1", loco.CrippleTask(jnp.int32(2)), a)
     np.testing.assert_allclose(same.pipeline.q, after.pipeline.q, atol=1e-6)
+    assert abs(v[0]) > 0.01  # the formulas below see a moving torso
+    np.testing.assert_allclose(_reward_of("halfcheetah-vel-v1", loco.VelocityTask(jnp.float32(1.7)), state, after, a),
+                               -abs(v[0] - 1.7) - 0.05 * ctrl, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(_reward_of("halfcheetah-dir-v1", loco.DirectionTask(jnp.float32(-1.0)), state, after, a),
+                               -v[0] - 0.05 * ctrl, rtol=1e-5, atol=1e-5)
     b = jnp.linspace(-0.5, 0.8, 8)
     ctrl_b = float(jnp.sum(b**2))
-    _, _, after, ts, v = _one_step("ant-dir-v1", loco.DirectionTask(jnp.float32(1.0)), b)
-    np.testing.assert_allclose(ts.reward, v[0] - 0.5 * ctrl_b + 1.0, rtol=1e-5, atol=1e-5)
     goal = jnp.array([1.5, -2.0])
-    _, _, after, ts, _ = _one_step("ant-goal-v1", loco.GoalTask(goal), b)
+    _, state, after, ts, v = _one_step("ant-goal-v1", loco.GoalTask(goal), b)
     xy = np.asarray(after.pipeline.x.pos[0, :2])
     np.testing.assert_allclose(ts.reward, -np.abs(xy - goal).sum() - 0.1 * ctrl_b, rtol=1e-5, atol=1e-5)
+    assert abs(v[0]) > 0.01
+    np.testing.assert_allclose(_reward_of("ant-dir-v1", loco.DirectionTask(jnp.float32(1.0)), state, after, b),
+                               v[0] - 0.5 * ctrl_b + 1.0, rtol=1e-5, atol=1e-5)
     c = jnp.full(17, 0.3)
     _, _, _, ts, v = _one_step("humanoid-dir-v1", loco.AngleTask(jnp.float32(2.0)), c)
     expected = 1.25 * (np.cos(2.0) * v[0] + np.sin(2.0) * v[1]) + 5.0 - 0.1 * 17 * 0.09
@@ -107,9 +121,10 @@ def test_task_ranges_and_termination():
         exponents = np.log(np.asarray(getattr(params, field))) / np.log(base)
         assert exponents.min() >= -3 - 1e-4 and exponents.max() <= 3 + 1e-4 and exponents.std() > 1.5
     # ant: terminated once the torso leaves z in [0.2, 1.0]
-    env, tasks = metajax.make("ant-dir-v1")
+    env, _ = metajax.make("ant-dir-v1")
     task = loco.DirectionTask(jnp.float32(1.0))
-    state, _ = env.reset(jax.random.key(0), task)
+    # the reset state of the rewards test's compiled ant program (an eager brax reset compiles ~600 ops)
+    _, state, _, _, _ = _one_step("ant-goal-v1", loco.GoalTask(jnp.array([1.5, -2.0])), jnp.linspace(-0.5, 0.8, 8))
     low = state._replace(pipeline=state.pipeline.replace(
         x=state.pipeline.x.replace(pos=state.pipeline.x.pos.at[0, 2].set(0.1))))
     assert not bool(env.reward(task, state.pipeline, state.pipeline, jnp.zeros(8), 0.05)[1])
