@@ -60,6 +60,11 @@ def test_maze_layouts_and_dynamics():
     sampled = jax.vmap(tasks.sample)(jax.random.split(jax.random.key(0), 500))
     assert set(np.unique(np.asarray(sampled.layout))) == set(range(len(LAYOUTS)))
     assert all(LAYOUTS[int(l)][tuple(np.asarray(g))] == 0 for l, g in zip(sampled.layout, sampled.goal))
+    # a finite family: 4 x 31 (layout, goal) pairs, and the test set's 1,000 draws all come from them
+    assert tasks.finite_size == 124
+    test = tasks.test_tasks(1000)
+    distinct = {(int(l), *map(int, g)) for l, g in zip(np.asarray(test.layout), np.asarray(test.goal))}
+    assert len(distinct) == 124
     # layout 0: (1, 1) has a wall to the right, an open cell below; the goal sits at (3, 1)
     task = MazeTask(jnp.array(0), jnp.array([3, 1]))
     state = MazeState(jnp.array([1, 1]), jnp.array(0))

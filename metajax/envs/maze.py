@@ -3,7 +3,8 @@
 Definition (pinned by tests/test_rl2_envs.py):
   layouts: ``NUM_LAYOUTS`` fixed 9x9 mazes, a perfect maze on the 4x4 grid of odd cells carved by a
     depth-first search seeded with 0, 1, ..., NUM_LAYOUTS - 1 (numpy ``RandomState``); 31 free cells.
-  task: a layout index ~ U{0..NUM_LAYOUTS-1} and a goal cell ~ uniform over its free cells.
+  task: a layout index ~ U{0..NUM_LAYOUTS-1} and a goal cell ~ uniform over its free cells; 124
+    distinct tasks in all, so train and test draws share them (``finite_size``).
   start: a uniformly random free cell other than the goal.
   actions: 0 up, 1 down, 2 left, 3 right; a move into a wall stays put.
   reward: +1 on entering the goal, after which the agent respawns at a random free non-goal cell.
@@ -133,5 +134,10 @@ def sample_maze_task(key) -> MazeTask:
     return MazeTask(layout.astype(jnp.int32), jnp.stack([index // SIZE, index % SIZE]).astype(jnp.int32))
 
 
+NUM_TASKS = int((LAYOUTS == 0).sum())  # 4 layouts x 31 free goal cells = 124 distinct tasks
+
+
 def make_maze():
-    return Maze(), TaskFamily("maze-v1", sample_maze_task)
+    # finite: train and test draws repeat the same 124 tasks, so a test set measures adaptation to
+    # tasks seen in training, not to unseen layouts
+    return Maze(), TaskFamily("maze-v1", sample_maze_task, finite_size=NUM_TASKS)
