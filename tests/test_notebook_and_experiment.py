@@ -26,7 +26,7 @@ def test_quickstart_notebook_executes(monkeypatch, tmp_path):
 
 
 @pytest.mark.slow
-def test_maml_navigation_experiment_smoke(tmp_path):
+def test_maml_navigation_experiment_smoke(tmp_path, capsys):
     from experiments import maml_navigation
 
     out = tmp_path / "run"
@@ -43,6 +43,9 @@ def test_maml_navigation_experiment_smoke(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     trained = summary["train_seconds"]
     assert set(summary["passed_targets_rllab_batches"]) == {"1", "2"}
+    # targets judged on 2 episodes per step are not called the protocol's (20 per step)
+    assert summary["eval_rollouts"] == 2
+    assert "targets met (2 episodes per step, not the protocol's 20)" in capsys.readouterr().out
     # resuming a finished run trains nothing more and keeps the log intact; a longer run extends it
     maml_navigation.main(argv + ["--resume"])
     assert len((out / "metrics.csv").read_text().splitlines()) == 3
