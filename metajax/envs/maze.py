@@ -138,6 +138,4 @@ NUM_TASKS = int((LAYOUTS == 0).sum())  # 4 layouts x 31 free goal cells = 124 di
 
 
 def make_maze():
-    # finite: train and test draws repeat the same 124 tasks, so a test set measures adaptation to
-    # tasks seen in training, not to unseen layouts
     return Maze(), TaskFamily("maze-v1", sample_maze_task, finite_size=NUM_TASKS)
