@@ -16,6 +16,8 @@ settings train them once.
 ``--resume`` checks only the settings that shape training, so a finished run can be evaluated
 again with other evaluation settings (``--resume --test-tasks 40 --eval-rollouts 20``); that
 rewrites the results, summary and renders, never the checkpoints or training metrics.
+``--oracle-only`` trains (or reads back) just the oracles of the given settings and prints their
+row, e.g. to recompute a finished run's gap share after the PPO trainer changed.
 """
 from __future__ import annotations
 
@@ -128,18 +130,41 @@ def render_episodes(env, apply, task, key, params_by_path: dict) -> None:
         html.save(path, env.physics(env.sys, task), frames)
 
 
+def _test_tasks_and_keys(task_dist, cfg: LocomotionConfig, train_cfg: TrainConfig):
+    """The fixed test tasks and the 4 evaluation keys (learner, oracle training, oracle evaluation,
+    renders) of a run; they depend on the seed and the number of test tasks only."""
+    keys = jax.random.split(jax.random.key(train_cfg.seed + 7), 4)
+    return task_dist.test_tasks(cfg.test_tasks), keys
+
+
+def _run_oracles(env, family: str, tasks, keys, cfg: LocomotionConfig, train_cfg: TrainConfig,
+                 ppo_cfg: PPOConfig) -> dict:
+    cache = os.path.join(os.path.dirname(os.path.abspath(train_cfg.out_dir)), cfg.oracle_cache)  # absolute stays
+    return oracle_return(env, family, tasks, keys[1], keys[2], ppo_cfg, cfg.eval_rollouts, cache)
+
+
+def oracle_row(family: str, cfg: LocomotionConfig, train_cfg: TrainConfig, ppo_cfg: PPOConfig) -> dict:
+    """The oracle row of a run's settings without meta-training (``--oracle-only``): the same test
+    tasks, keys and cache as :func:`run`, so a finished run's gap share can be recomputed after the
+    oracle changes. Reads or writes only the oracle cache, never ``--out-dir``."""
+    env, task_dist = metajax.make(family, backend=cfg.backend)
+    tasks, keys = _test_tasks_and_keys(task_dist, cfg, train_cfg)
+    oracle = _run_oracles(env, family, tasks, keys, cfg, train_cfg, ppo_cfg)
+    return {"family": family, "backend": cfg.backend, "seed": train_cfg.seed, "test_tasks": cfg.test_tasks,
+            "eval_rollouts": cfg.eval_rollouts, **oracle, "ppo_revision": PPO_REVISION,
+            "device": str(jax.devices()[0].device_kind)}
+
+
 def run(family: str, cfg: LocomotionConfig, train_cfg: TrainConfig, ppo_cfg: PPOConfig, resume=False) -> dict:
     env, task_dist = metajax.make(family, backend=cfg.backend)
     learner = _learner(env, task_dist, cfg)
     state, history = train(learner, train_cfg, {"family": family, "config": cfg, "train": train_cfg},
                            resume=resume)
     train_seconds = training_seconds(history)  # over all sessions of the run
-    tasks = task_dist.test_tasks(cfg.test_tasks)
-    keys = jax.random.split(jax.random.key(train_cfg.seed + 7), 4)
+    tasks, keys = _test_tasks_and_keys(task_dist, cfg, train_cfg)
     result = jax.jit(lambda p: evaluate(learner, env, p, tasks, keys[0], 1, cfg.eval_rollouts))(state.params)
     out = train_cfg.out_dir
-    cache = os.path.join(os.path.dirname(os.path.abspath(out)), cfg.oracle_cache)  # an absolute one stays
-    oracle = oracle_return(env, family, tasks, keys[1], keys[2], ppo_cfg, cfg.eval_rollouts, cache)
+    oracle = _run_oracles(env, family, tasks, keys, cfg, train_cfg, ppo_cfg)
 
     pre, post, best = float(result.mean[0]), float(result.mean[1]), oracle["oracle"]
     share = (post - pre) / (best - pre) if best != pre else float("nan")
@@ -164,6 +189,9 @@ def main(argv=None, family: str = "halfcheetah-vel-v1"):
     def extra(parser):
         parser.add_argument("--smoke", action="store_true", help="tiny CPU settings")
         parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+        parser.add_argument("--oracle-only", action="store_true", help="only train (or read back) the PPO "
+                            "oracles of these settings and print their row; no meta-training, --out-dir "
+                            "only locates the oracle cache")
 
     defaults = [LocomotionConfig(), TrainConfig(iterations=300, out_dir=f"runs/{family}")]
     (cfg, train_cfg), args = parse_configs(defaults, argv, __doc__, extra)
@@ -175,8 +203,11 @@ def main(argv=None, family: str = "halfcheetah-vel-v1"):
     ppo_cfg = PPOConfig(num_envs=cfg.oracle_envs, rollout_steps=8 if args.smoke else 200,
                         updates=cfg.oracle_updates, minibatches=2 if args.smoke else 8,
                         hidden_sizes=cfg.hidden_sizes)
-    with run_directory_errors_as_exit():
-        row = run(family, cfg, train_cfg, ppo_cfg, resume=args.resume)
+    if args.oracle_only:
+        row = oracle_row(family, cfg, train_cfg, ppo_cfg)
+    else:
+        with run_directory_errors_as_exit():
+            row = run(family, cfg, train_cfg, ppo_cfg, resume=args.resume)
     print(json.dumps(row, indent=2))
     return row
 

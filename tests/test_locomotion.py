@@ -221,3 +221,7 @@ def test_locomotion_experiment_smoke(tmp_path, learner):
                      family="halfcheetah-vel-v1")
         assert again["iterations"] == 2 and again["train_seconds"] == row["train_seconds"] > 0
         assert again["oracle_cached"] and again["oracle"] == row["oracle"]  # read back, not retrained
+        before = sorted(p.name for p in tmp_path.iterdir())
+        alone = main(["--smoke", "--out-dir", str(tmp_path), "--oracle-only"], family="halfcheetah-vel-v1")
+        assert alone["oracle_cached"] and alone["oracle"] == row["oracle"] and "iterations" not in alone
+        assert sorted(p.name for p in tmp_path.iterdir()) == before  # the run directory is untouched
