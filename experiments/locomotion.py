@@ -188,8 +188,9 @@ def run(family: str, cfg: LocomotionConfig, train_cfg: TrainConfig, ppo_cfg: PPO
 def main(argv=None, family: str = "halfcheetah-vel-v1"):
     def extra(parser):
         parser.add_argument("--smoke", action="store_true", help="tiny CPU settings")
-        parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-        parser.add_argument("--oracle-only", action="store_true", help="only train (or read back) the PPO "
+        what = parser.add_mutually_exclusive_group()
+        what.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+        what.add_argument("--oracle-only", action="store_true", help="only train (or read back) the PPO "
                             "oracles of these settings and print their row; no meta-training, --out-dir "
                             "only locates the oracle cache")
 

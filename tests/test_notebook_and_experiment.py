@@ -116,6 +116,15 @@ def test_throughput_locomotion_scaling_flags_are_checked_before_anything_runs(ca
     assert "--backend-rates needs a reward-defined brax family (halfcheetah-vel-v1, " in capsys.readouterr().err
 
 
+def test_locomotion_oracle_only_refuses_resume_before_anything_runs(tmp_path, capsys):
+    from experiments import locomotion
+
+    with pytest.raises(SystemExit):
+        locomotion.main(["--oracle-only", "--resume", "--out-dir", str(tmp_path / "run")])
+    assert "argument --resume: not allowed with argument --oracle-only" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "oracles").exists()
+
+
 def test_locomotion_oracles_are_trained_once_per_setting_and_read_back(tmp_path, monkeypatch):
     from experiments import locomotion
     from metajax.ppo import PPOConfig
