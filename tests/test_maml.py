@@ -154,18 +154,48 @@ def test_chunked_fisher_product_equals_full():
                                      dict(outer_optimizer="adam")], ids=["gauss_newton", "fd", "adam"])
 def test_outer_step_over_blocks_of_tasks_gives_the_single_pass_step(options):
     """Fisher products, gradient and line search over blocks of tasks only reorder sums (the
-    metrics compared include the line search's loss and KL)."""
-    env, tasks = metajax.make("point-nav-v1")
-    states = []
-    for block in (4, 1, 2):  # 4: all tasks in one pass
-        cfg = MAMLConfig(**{**TINY, "meta_batch_size": 4}, fisher_block_tasks=block, **options)
-        learner = make_maml(env, tasks, cfg)
-        states.append(jax.jit(learner.meta_step)(learner.init(jax.random.key(0)), jax.random.key(1)))
+    metrics compared include the line search's loss and KL). One collected batch for all: the
+    collection's own blocks are tested below."""
+    from metajax.learners.maml import outer_update
     from metajax.testing import assert_trees_close
+    env, tasks = metajax.make("point-nav-v1")
+    base = MAMLConfig(**{**TINY, "meta_batch_size": 4}, **options)
+    loop = make_inner_loop(env, tasks, base)
+    state = make_maml(env, tasks, base).init(jax.random.key(0))
+    data = jax.jit(loop.collect, static_argnums=2)(state.params, jax.random.key(1), 0)
+    steps = []
+    for block in (4, 1, 2):  # 4: all tasks in one pass
+        cfg = dataclasses.replace(base, fisher_block_tasks=block)
+        steps.append(jax.jit(lambda s, d, cfg=cfg: outer_update(loop, cfg, s, d))(state, data))
     if "outer_optimizer" not in options:
-        assert float(states[0][1]["accepted"]) == 1.0
-    for blocked, block in zip(states[1:], (1, 2)):
-        assert_trees_close(states[0], blocked, rtol=1e-4, atol=1e-6, what=f"blocks of {block} vs one pass")
+        assert float(steps[0][2]["accepted"]) == 1.0
+    for blocked, block in zip(steps[1:], (1, 2)):
+        assert_trees_close(steps[0], blocked, rtol=1e-4, atol=1e-6, what=f"blocks of {block} vs one pass")
+
+
+@pytest.mark.parametrize("baseline", ["none", "linear"])
+def test_collection_over_blocks_of_tasks_gives_the_single_pass_batch(baseline):
+    """Rollouts and inner steps over blocks of tasks: the same tasks, keys and episodes (the
+    pre-update rollouts are bit for bit the same), with sums reordered. The linear baseline's
+    float32 normal equations amplify reordered sums (advantages move by ~1e-3), so the tight check
+    of everything runs without it; on a CPU the automatic block is 2 (1 for an odd meta-batch)."""
+    from metajax.learners.inner_loop import auto_block_tasks
+    from metajax.testing import assert_trees_close
+    env, tasks = metajax.make("point-nav-v1")
+    cfg = MAMLConfig(**{**TINY, "meta_batch_size": 4}, baseline=baseline)
+    loop = make_inner_loop(env, tasks, cfg)
+    params = make_maml(env, tasks, cfg).init(jax.random.key(0)).params
+    collect = jax.jit(loop.collect, static_argnums=2)
+    one_pass = collect(params, jax.random.key(1), 0)
+    assert jax.tree.leaves(one_pass.post)[0].shape[0] == 4
+    for block in (1, 2):
+        blocked = collect(params, jax.random.key(1), block)
+        assert_trees_close(one_pass.inner_data[0], blocked.inner_data[0], rtol=0, atol=0,
+                           what=f"pre-update rollouts in blocks of {block}")
+        if baseline == "none":
+            assert_trees_close(one_pass, blocked, rtol=1e-4, atol=1e-6,
+                               what=f"collection in blocks of {block} vs one pass")
+    assert (auto_block_tasks(4), auto_block_tasks(3)) == ((2, 1) if jax.default_backend() == "cpu" else (0, 0))
 
 
 def test_blocks_of_tasks_are_validated():
@@ -198,9 +228,11 @@ def test_gauss_newton_fisher_product_equals_the_kl_hessian_product():
     start = make_maml(env, tasks, cfg).init(jax.random.key(0))
     noise = jax.random.normal(jax.random.key(3), flat.shape)
     start = start._replace(params=unravel(flat + 1e-3 * noise))
+    start_data = jax.jit(loop.collect, static_argnums=2)(start.params, jax.random.key(1), 0)
     products = (("gauss_newton", 0), ("kl_hessian", 0), ("kl_hessian", 1))  # 1: KL Hessians over blocks
-    states = [jax.jit(make_maml(env, tasks, MAMLConfig(**TINY, fisher_product=f, fisher_block_tasks=b)).meta_step)(
-        start, jax.random.key(1)) for f, b in products]
+    from metajax.learners.maml import outer_update
+    states = [jax.jit(lambda s, d, c=MAMLConfig(**TINY, fisher_product=f, fisher_block_tasks=b):
+                      outer_update(loop, c, s, d))(start, start_data) for f, b in products]
     from metajax.testing import assert_trees_close
     for (product, block), state in zip(products[1:], states[1:]):
         assert_trees_close(states[0], state, rtol=1e-3, atol=1e-5,

@@ -84,7 +84,7 @@ class InnerLoop(NamedTuple):
     inner_update: Callable  # (meta, fast, batch, adv, lr_scale=1) -> fast after one inner step
     adapt_collect: Callable  # (meta, task, key) -> (adapted, inner_data)
     replay: Callable  # (meta, inner_data) -> [fast before step 1, ..., after step K], differentiable
-    collect: Callable  # (meta, key) -> MetaBatch over a fresh meta-batch of tasks
+    collect: Callable  # (meta, key, block_tasks=None) -> MetaBatch over a fresh meta-batch of tasks
     post_log_prob: Callable  # (meta, MetaBatch) -> (new log-probs [M, T, B], KL(old || new) [M])
     inner_kl: Callable  # (meta, old_meta, MetaBatch) -> mean KL of the pre-step policies on inner data
     post_policy_params: Callable  # (meta, MetaBatch) -> post-update distribution parameters [M, ...]
@@ -180,11 +180,15 @@ def make_inner_loop(env, task_dist, config: InnerLoopConfig, policy=None,
         (post, adv), filled = compact_steps((post, advantages(post)), post.valid, budget + workers * horizon)
         return post._replace(valid=filled), adv * filled, 1.0 - enough.astype(jnp.float32)
 
-    def collect(meta, key) -> MetaBatch:
+    def collect(meta, key, block_tasks: int | None = None) -> MetaBatch:
+        """Rollouts, inner steps and post-update rollouts of a fresh meta-batch, over blocks of
+        ``block_tasks`` tasks in turn (None: ``auto_block_tasks``; 0: all tasks at once)."""
         task_key, rollout_key = jax.random.split(key)
         tasks = jax.vmap(task_dist.sample)(jax.random.split(task_key, cfg.meta_batch_size))
         keys = jax.random.split(rollout_key, cfg.meta_batch_size)
-        adapted, inner_data, post = jax.vmap(collect_task, in_axes=(None, 0, 0))(meta, tasks, keys)
+        adapted, inner_data, post = vmap_task_blocks(
+            lambda task, task_key: collect_task(meta, task, task_key), (tasks, keys),
+            auto_block_tasks(cfg.meta_batch_size) if block_tasks is None else block_tasks)
         pool_short = None
         if cfg.post_sampler_workers:
             post, post_advantages, pool_short = jax.vmap(batch_sampler)(post)
@@ -306,6 +310,23 @@ def map_task_blocks(fn: Callable, tasks, block_tasks: int = 0):
         raise ValueError(f"block_tasks={block_tasks} must divide the number of tasks {num_tasks}")
     split = lambda x: x.reshape((num_tasks // block_tasks, block_tasks) + x.shape[1:])  # noqa: E731
     return jax.lax.map(fn, jax.tree.map(split, tasks))
+
+
+def vmap_task_blocks(fn: Callable, tasks, block_tasks: int = 0):
+    """``jax.vmap(fn)(*tasks)`` computed over blocks of ``block_tasks`` tasks in turn
+    (``map_task_blocks``); outputs ``[M, ...]`` as the plain vmap's."""
+    blocks = map_task_blocks(lambda part: jax.vmap(fn)(*part), tasks, block_tasks)
+    return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), blocks)
+
+
+def auto_block_tasks(num_tasks: int) -> int:
+    """Tasks per block of the passes through the inner update when not configured: 2 on a CPU
+    (1 for an odd count), where a block's ``[block, T * B, hidden]`` activations stay in cache;
+    0 (all tasks in one pass) on a GPU/TPU, where one pass keeps the device busy (README,
+    throughput)."""
+    if jax.default_backend() != "cpu":
+        return 0
+    return 2 if num_tasks % 2 == 0 else 1
 
 
 def require_config(config, cls):

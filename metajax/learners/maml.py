@@ -19,8 +19,8 @@ import optax
 from metajax import losses
 from metajax.config import option
 from metajax.learners.inner_loop import (
-    InnerLoop, InnerLoopConfig, MetaBatch, adaptation_metrics, gradient_learner_api, make_inner_loop,
-    map_task_blocks, require_config,
+    InnerLoop, InnerLoopConfig, MetaBatch, adaptation_metrics, auto_block_tasks, gradient_learner_api,
+    make_inner_loop, map_task_blocks, require_config,
 )
 from metajax.networks import distribution_from_params
 from metajax.optim import trpo_step
@@ -39,10 +39,11 @@ class MAMLConfig(InnerLoopConfig):
     fisher_task_chunks: int = option(1, low=1, help="compute the Fisher product over this many "
                                      "task chunks in turn, each linearised afresh per product "
                                      "(least memory, more compute)")
-    fisher_block_tasks: int = option(0, low=0, help="the outer step's passes through the inner "
-                                     "update (Fisher products, gradient, line search) over blocks of "
-                                     "this many tasks in turn (small blocks stay in a CPU's cache); "
-                                     "0: automatic, 2 on a CPU and all tasks at once on a GPU/TPU")
+    fisher_block_tasks: int = option(0, low=0, help="the passes through the inner update (data "
+                                     "collection and the outer step's Fisher products, gradient and "
+                                     "line search) over blocks of this many tasks in turn (small "
+                                     "blocks stay in a CPU's cache); 0: automatic, 2 on a CPU and "
+                                     "all tasks at once on a GPU/TPU")
     fisher_product: str = option("gauss_newton", choices=("gauss_newton", "kl_hessian",
                                                           "finite_difference"),
                                  help="Fisher-vector product: J^T H J through the policy outputs, "
@@ -125,15 +126,12 @@ def outer_update(loop: InnerLoop, cfg: MAMLConfig, state: MetaState, data: MetaB
 
 
 def fisher_block_tasks(cfg: MAMLConfig) -> int:
-    """Tasks per block of the outer step's passes: the configured number, or automatically 2
-    on a CPU (1 for an odd meta-batch) and 0 (all tasks in one pass) on an accelerator, where one
-    pass keeps the device busy; 0 with ``fisher_task_chunks > 1``, whose chunks replace blocks. On a
-    2-core CPU small blocks stay in cache (README, throughput)."""
+    """Tasks per block of the passes through the inner update: the configured number, else
+    ``auto_block_tasks`` (2 on a CPU, 0 = one pass on an accelerator); 0 with
+    ``fisher_task_chunks > 1``, whose chunks replace blocks."""
     if cfg.fisher_block_tasks:
         return cfg.fisher_block_tasks
-    if cfg.fisher_task_chunks > 1 or jax.default_backend() != "cpu":
-        return 0
-    return 2 if cfg.meta_batch_size % 2 == 0 else 1
+    return 0 if cfg.fisher_task_chunks > 1 else auto_block_tasks(cfg.meta_batch_size)
 
 
 def make_gradient_meta_learner(env, task_dist, cfg: MAMLConfig, policy=None,
@@ -142,7 +140,7 @@ def make_gradient_meta_learner(env, task_dist, cfg: MAMLConfig, policy=None,
     loop = make_inner_loop(env, task_dist, cfg, policy, learned_step_sizes)
 
     def meta_step(state: MetaState, key):
-        data = loop.collect(state.params, key)
+        data = loop.collect(state.params, key, fisher_block_tasks(cfg))
         params, opt_state, outer = outer_update(loop, cfg, state, data)
         metrics = {**adaptation_metrics(loop, params, data), **outer}
         return MetaState(params, opt_state, state.key, state.step + 1), metrics

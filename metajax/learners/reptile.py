@@ -17,7 +17,8 @@ import optax
 
 from metajax.config import option
 from metajax.learners.inner_loop import (
-    InnerLoopConfig, gradient_learner_api, make_inner_loop, require_config,
+    InnerLoopConfig, auto_block_tasks, gradient_learner_api, make_inner_loop, require_config,
+    vmap_task_blocks,
 )
 from metajax.rollout import episode_returns
 from metajax.types import MetaLearner, MetaState
@@ -55,7 +56,9 @@ def make_reptile(env, task_dist, config: ReptileConfig = ReptileConfig(), policy
         task_key, rollout_key = jax.random.split(key)
         tasks = jax.vmap(task_dist.sample)(jax.random.split(task_key, cfg.meta_batch_size))
         keys = jax.random.split(rollout_key, cfg.meta_batch_size)
-        return jax.lax.stop_gradient(jax.vmap(loop.adapt_collect, in_axes=(None, 0, 0))(params, tasks, keys))
+        adapt = lambda task, task_key: loop.adapt_collect(params, task, task_key)  # noqa: E731
+        blocks = auto_block_tasks(cfg.meta_batch_size)  # in turn: a CPU's cache holds a block
+        return jax.lax.stop_gradient(vmap_task_blocks(adapt, (tasks, keys), blocks))
 
     def meta_step(state: MetaState, key):
         adapted, (batches, _) = adapt_tasks(state.params, key)
