@@ -5,9 +5,9 @@
 
 Workload per meta-iteration: M tasks x 20 trajectories x 100 steps, pre- and post-update
 (M = 20 gives 80k env steps). Rows: MAML with the TRPO outer step at each M (its passes through the
-inner update — Gauss-Newton Fisher products, gradient, line search — over blocks of ``bN`` tasks,
-``MAMLConfig.fisher_block_tasks``; on a CPU blocks of 2 by default, and at the first M also in one
-pass over all tasks), MAML with the Adam outer step,
+inner update — data collection, Gauss-Newton Fisher products, gradient, line search — over blocks
+of ``bN`` tasks, ``MAMLConfig.fisher_block_tasks``; on a CPU blocks of 2 by default, and at the
+first M also in one pass over all tasks), MAML with the Adam outer step,
 MAML-TRPO with the authors' finite-difference Fisher products (the navigation
 experiment's default; exact Gauss-Newton products elsewhere), the raw rollout (policy sampling +
 env stepping, no learning) at the same batch, and each learner of the gradient family
@@ -111,7 +111,8 @@ def workload(tasks: int, outer: str, part: str = "meta_step", chunks: int = 1,
         args = (state,)
     elif part == "collect":
         loop = make_inner_loop(env, task_dist, cfg)
-        fn, env_steps = loop.collect, steps_per_rollout * (cfg.inner_steps + 1)
+        fn = lambda params, key: loop.collect(params, key, fisher_block_tasks(cfg))  # noqa: E731
+        env_steps = steps_per_rollout * (cfg.inner_steps + 1)
         args = (state.params,)
     elif part == "rollout":
         def fn(params, key):

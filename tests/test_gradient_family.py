@@ -67,6 +67,22 @@ def test_meta_sgd_with_equal_step_sizes_equals_maml():
     assert max(jax.tree.leaves(moved)) > 1e-4
 
 
+@pytest.mark.parametrize("block", [1, 2])
+def test_promp_over_blocks_of_tasks_gives_the_single_pass_step(monkeypatch, block):
+    """ProMP's collection and outer Adam steps over blocks of tasks only reorder sums. No baseline:
+    its float32 normal equations amplify reordered sums (see test_maml's collection test)."""
+    import metajax.learners.promp as promp
+    env, tasks = metajax.make("point-nav-v1")
+    cfg = ProMPConfig(**{**TINY, "meta_batch_size": 4}, baseline="none")
+    steps = []
+    for tasks_per_block in (0, block):  # 0: one pass
+        monkeypatch.setattr(promp, "auto_block_tasks", lambda num_tasks, b=tasks_per_block: b)
+        learner = make_promp(env, tasks, cfg)
+        steps.append(jax.jit(learner.meta_step)(learner.init(jax.random.key(0)), jax.random.key(1)))
+    assert_trees_close(steps[0], steps[1], rtol=1e-4, atol=1e-6, what=f"ProMP in blocks of {block}")
+    assert float(steps[0][1]["inner_kl"]) > 0
+
+
 @pytest.mark.parametrize("outer_lr", [1.0, 0.3])
 def test_reptile_update_moves_theta_towards_the_mean_adapted_weights(outer_lr):
     env, tasks = metajax.make("point-nav-v1")

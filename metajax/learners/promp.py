@@ -20,7 +20,8 @@ from metajax import losses
 from metajax.config import option
 from metajax.estimators import ESTIMATORS
 from metajax.learners.inner_loop import (
-    InnerLoopConfig, adaptation_metrics, gradient_learner_api, make_inner_loop, require_config,
+    InnerLoopConfig, MetaBatch, adaptation_metrics, auto_block_tasks, gradient_learner_api,
+    make_inner_loop, map_task_blocks, require_config,
 )
 from metajax.types import MetaLearner, MetaState
 
@@ -44,17 +45,24 @@ def make_promp(env, task_dist, config: ProMPConfig = ProMPConfig(), policy=None)
     loop = make_inner_loop(env, task_dist, cfg, policy)
     adam = optax.adam(cfg.outer_lr)
 
+    block_tasks = auto_block_tasks(cfg.meta_batch_size)  # passes through the inner update in turn
+
     def meta_step(state: MetaState, key):
         adam_state, eta = state.opt_state
         sampled = state.params
-        data = loop.collect(sampled, key)
+        data = loop.collect(sampled, key, block_tasks)
+
+        def block_terms(params, part: MetaBatch):
+            """Mean clipped surrogate, inner-step KL and post-update KL of a block of tasks."""
+            log_probs, post_kl = loop.post_log_prob(params, part)
+            clipped = jax.vmap(lambda *a: losses.ppo_clip_loss(*a, clip=cfg.clip_eps))(
+                log_probs, part.post.log_prob, part.post_advantages, part.post.valid)
+            return jnp.mean(clipped), loop.inner_kl(params, sampled, part), jnp.mean(post_kl)
 
         def objective(params):
-            log_probs, post_kl = loop.post_log_prob(params, data)
-            clipped = jax.vmap(lambda *a: losses.ppo_clip_loss(*a, clip=cfg.clip_eps))(
-                log_probs, data.post.log_prob, data.post_advantages, data.post.valid)
-            inner_kl = loop.inner_kl(params, sampled, data)
-            return jnp.mean(clipped) + eta * inner_kl, (jnp.mean(clipped), inner_kl, jnp.mean(post_kl))
+            blocks = map_task_blocks(lambda part: block_terms(params, part), data, block_tasks)
+            clipped, inner_kl, post_kl = (jnp.mean(x) for x in blocks)  # equal blocks: overall means
+            return clipped + eta * inner_kl, (clipped, inner_kl, post_kl)
 
         def outer_step(carry, _):
             params, opt = carry
