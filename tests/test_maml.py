@@ -10,7 +10,7 @@ import pytest
 
 import metajax
 from metajax.learners.inner_loop import MetaBatch, make_inner_loop
-from metajax.learners.maml import MAMLConfig, make_maml, maml_surrogate_and_kl
+from metajax.learners.maml import MAMLConfig, make_maml, maml_surrogate_and_kl, outer_update
 from metajax.testing import check_learner
 from metajax.types import Transition
 
@@ -156,7 +156,6 @@ def test_outer_step_over_blocks_of_tasks_gives_the_single_pass_step(options):
     """Fisher products, gradient and line search over blocks of tasks only reorder sums (the
     metrics compared include the line search's loss and KL). One collected batch for all: the
     collection's own blocks are tested below."""
-    from metajax.learners.maml import outer_update
     from metajax.testing import assert_trees_close
     env, tasks = metajax.make("point-nav-v1")
     base = MAMLConfig(**{**TINY, "meta_batch_size": 4}, **options)
@@ -230,7 +229,6 @@ def test_gauss_newton_fisher_product_equals_the_kl_hessian_product():
     start = start._replace(params=unravel(flat + 1e-3 * noise))
     start_data = jax.jit(loop.collect, static_argnums=2)(start.params, jax.random.key(1), 0)
     products = (("gauss_newton", 0), ("kl_hessian", 0), ("kl_hessian", 1))  # 1: KL Hessians over blocks
-    from metajax.learners.maml import outer_update
     states = [jax.jit(lambda s, d, c=MAMLConfig(**TINY, fisher_product=f, fisher_block_tasks=b):
                       outer_update(loop, c, s, d))(start, start_data) for f, b in products]
     from metajax.testing import assert_trees_close
